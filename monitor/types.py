@@ -1,0 +1,210 @@
+"""Values passed between the stages.
+
+Named by direction (storage→pipeline ``FeedState``, pipeline→storage ``ArticleIntent``).
+All datetimes are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+__all__ = [
+    "Alert",
+    "Article",
+    "Candidate",
+    "Decision",
+    "DecisionKind",
+    "Delivery",
+    "DeliveryOutcome",
+    "Entry",
+    "FeedState",
+    "Fetched",
+    "Fingerprint",
+    "Hit",
+    "Match",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What the fetcher needs to poll one source (storage → fetch)."""
+
+    name: str
+    url: str
+    type: str = "feed"  # "feed" or "page"
+    etag: str | None = None
+    last_modified: str | None = None
+    timeout: float = 30.0  # total deadline in seconds
+    max_bytes: int = 10 * 1024 * 1024
+    headers: tuple[tuple[str, str], ...] = ()
+    verify_tls: bool = True
+    select: str | None = None  # CSS selector for page sources
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One HTTP answer (fetch → parse).
+
+    ``not_modified`` is True for a 304; ``content`` is then empty. ``permanent_url`` is set
+    when a 301/308 moved the source. ``retry_after`` is seconds to wait, when the server
+    asked for it.
+    """
+
+    url: str  # the final URL after redirects
+    status: int
+    content: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False
+    permanent_url: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One item as the parser found it, before normalisation (text may hold HTML)."""
+
+    source: str
+    guid: str | None
+    link: str | None
+    title: str
+    summary: str
+    content: str = ""
+    published: datetime | None = None
+    author: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """A normalised article: plain text, canonical URL, UTC dates."""
+
+    source: str
+    title: str
+    body: str
+    url: str | None  # canonical URL (see normalize.canonical_url)
+    link: str | None  # the link as the feed gave it
+    guid: str | None
+    published: datetime | None
+    fetched: datetime
+    author: str | None = None
+
+    @property
+    def when(self) -> datetime:
+        """The article's own time: published, else fetched."""
+        return self.published or self.fetched
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One place a query term matched: ``field`` is title, body or source."""
+
+    term: str  # the query term as written (e.g. '"joint force headquarters"', 'deter*')
+    field: str
+    start: int  # character offsets into that field's original text
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A watchlist that matched an article, with the hits that made it match."""
+
+    watchlist: str
+    hits: tuple[Hit, ...]
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The distinct matched terms, in first-hit order."""
+        return tuple(dict.fromkeys(h.term for h in self.hits))
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What dedupe derives from an article and storage indexes.
+
+    - ``keys``: exact level-1/2 keys (``guid:…``, ``url:…``, ``text:…`` content hash); a
+      stored article sharing any key is the same item, whatever its age.
+    - ``bands``: locality-sensitive hash bands of the body (level 2, near-identical text);
+      any age.
+    - ``terms``: rare terms and entities for level-3 candidate lookup, within a time window.
+    - ``data``: JSON-serialisable scoring data (term weights, entities, numbers, …).
+    """
+
+    keys: tuple[str, ...]
+    bands: tuple[str, ...]
+    terms: tuple[str, ...]
+    data: dict[str, Any]
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A stored article that dedupe may compare against (storage → dedupe)."""
+
+    article_id: int
+    story_id: int
+    when: datetime
+    title: str
+    fingerprint: Fingerprint
+
+
+class DecisionKind(str, Enum):
+    NEW = "new"  # a new story
+    DUPLICATE = "duplicate"  # same item or same text as a stored article (level 1 or 2)
+    REREPORT = "rereport"  # another write-up of a known story (level 3)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What dedupe decided for one article, with why.
+
+    ``article_id`` is the matched article (duplicate, or best re-report candidate);
+    ``story_id`` the story joined (None for NEW); ``related_story_id`` for a NEW story that
+    follows up an earlier one.
+    """
+
+    kind: DecisionKind
+    level: int  # 0 for new, else 1, 2 or 3
+    score: float
+    reason: str
+    article_id: int | None = None
+    story_id: int | None = None
+    related_story_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One message to send to one target (pipeline → notify)."""
+
+    key: str  # idempotency key, stable across retries
+    watchlist: str
+    target: str  # notifier name
+    story_id: int
+    title: str
+    source: str
+    link: str | None
+    published: datetime | None
+    snippet: str
+    terms: tuple[str, ...]
+    hits: tuple[Hit, ...] = ()
+    body: str = ""  # the article text the hits point into (for highlighting)
+    follows: str | None = None  # title of the earlier related story
+    sources: tuple[str, ...] = ()
+
+
+class DeliveryOutcome(str, Enum):
+    SENT = "sent"
+    RETRY = "retry"  # transient: try again later
+    PERMANENT = "permanent"  # refused for good: dead letter at once
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The result of one send (notify → pipeline). ``error`` is redacted."""
+
+    outcome: DeliveryOutcome
+    error: str | None = None
+    retry_after: float | None = None
