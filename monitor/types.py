@@ -187,10 +187,10 @@ class Alert:
     source: str
     link: str | None
     published: datetime | None
-    snippet: str
-    terms: tuple[str, ...]
-    hits: tuple[Hit, ...] = ()
-    body: str = ""  # the article text the hits point into (for highlighting)
+    snippet: str  # plain text around the first hits
+    terms: tuple[str, ...]  # matched query terms, for "why this fired"
+    fields: tuple[str, ...] = ()  # fields that matched (title, body, source)
+    highlights: tuple[tuple[int, int], ...] = ()  # spans of matched text within snippet
     follows: str | None = None  # title of the earlier related story
     sources: tuple[str, ...] = ()
 
