@@ -13,7 +13,9 @@ from typing import Any
 
 __all__ = [
     "Alert",
+    "AlertIntent",
     "Article",
+    "ArticleIntent",
     "Candidate",
     "Decision",
     "DecisionKind",
@@ -25,6 +27,9 @@ __all__ = [
     "Fingerprint",
     "Hit",
     "Match",
+    "OutboxItem",
+    "PollIntent",
+    "SourceState",
 ]
 
 
@@ -208,3 +213,76 @@ class Delivery:
     outcome: DeliveryOutcome
     error: str | None = None
     retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertIntent:
+    """One outbox row to write with an article (pipeline → storage).
+
+    ``payload`` holds the ``Alert`` fields except ``key`` and ``story_id``, which the
+    store fills in once the story is known.
+    """
+
+    watchlist: str
+    target: str
+    digest: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleIntent:
+    """Everything stored for one new article, in one transaction (pipeline → storage)."""
+
+    article: Article
+    item_key: str
+    fingerprint: Fingerprint
+    decision: Decision
+    matches: tuple[Match, ...] = ()
+    alerts: tuple[AlertIntent, ...] = ()
+    backlog: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PollIntent:
+    """The outcome of polling one source (pipeline → storage)."""
+
+    source: str
+    polled_at: datetime
+    next_poll_at: datetime
+    ok: bool
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    new_url: str | None = None  # a permanent redirect moved the source
+    disabled_reason: str | None = None  # 410 Gone
+    retry_after_until: datetime | None = None  # the server asked us to wait until then
+    new_entries: int = 0
+    not_modified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """A source as the store knows it (storage → pipeline)."""
+
+    name: str
+    url: str
+    type: str
+    etag: str | None
+    last_modified: str | None
+    first_success: datetime | None
+    consecutive_failures: int
+    disabled_reason: str | None
+    next_poll_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A claimed outbox row (storage → delivery)."""
+
+    id: int
+    key: str
+    watchlist: str
+    target: str
+    digest: str
+    attempts: int
+    alert: Alert

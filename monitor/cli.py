@@ -1,0 +1,258 @@
+"""The ``monitor`` command line.
+
+::
+
+    monitor run [--once]
+    monitor config check
+    monitor status [--json]
+    monitor alerts [--since 7d]
+    monitor check (WATCHLIST | --query Q) [--since 30d]
+    monitor explain ARTICLE_ID
+    monitor eval stories FILE.jsonl
+    monitor story merge A B | story split ARTICLE_ID
+    monitor outbox retry
+    monitor notify test NAME
+
+``--config PATH`` is accepted before or after the verb (else ``$MONITOR_CONFIG``, else
+``config/monitor.yaml``). Errors print one clear message and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .config import Config, default_config_path, load_config, parse_duration
+from .errors import MonitorError
+
+__all__ = ["main"]
+
+log = logging.getLogger("monitor")
+
+SEED_DATE = datetime(2024, 7, 28, tzinfo=UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help="config file path")
+    common.add_argument("--log-level", default=argparse.SUPPRESS,
+                        choices=["debug", "info", "warning", "error"])  # fmt: skip
+    parser = argparse.ArgumentParser(prog="monitor", parents=[common],
+                                     description="News monitoring and alerting daemon.")  # fmt: skip
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    run = sub.add_parser("run", parents=[common], help="run the daemon")
+    run.add_argument("--once", action="store_true", help="poll every source once and exit")
+
+    cfg = sub.add_parser("config", parents=[common], help="config tools")
+    cfg.add_argument("action", choices=["check"])
+
+    status = sub.add_parser("status", parents=[common], help="sources, watchlists, outbox")
+    status.add_argument("--json", action="store_true")
+
+    alerts = sub.add_parser("alerts", parents=[common], help="alerts sent")
+    alerts.add_argument("--since", default="7d")
+
+    check = sub.add_parser("check", parents=[common], help="backtest a watchlist or query")
+    check.add_argument("watchlist", nargs="?")
+    check.add_argument("--query")
+    check.add_argument("--since", default="30d")
+    check.add_argument("--limit", type=int, default=50)
+
+    explain = sub.add_parser("explain", parents=[common], help="why an article was new or not")
+    explain.add_argument("article_id", type=int)
+
+    ev = sub.add_parser("eval", parents=[common], help="measure story dedupe")
+    ev.add_argument("what", choices=["stories"])
+    ev.add_argument("file", type=Path)
+
+    story = sub.add_parser("story", parents=[common], help="correct story grouping")
+    story.add_argument("action", choices=["merge", "split"])
+    story.add_argument("ids", type=int, nargs="+")
+
+    outbox = sub.add_parser("outbox", parents=[common], help="the alert queue")
+    outbox.add_argument("action", choices=["retry"])
+
+    notify = sub.add_parser("notify", parents=[common], help="notifier tools")
+    notify.add_argument("action", choices=["test"])
+    notify.add_argument("name")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``monitor`` command. Returns the exit code."""
+    args = _parser().parse_args(argv)
+    _setup_logging(getattr(args, "log_level", "info"))
+    try:
+        return int(_dispatch(args) or 0)
+    except MonitorError as exc:
+        print(f"monitor: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")  # fmt: skip
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(default_config_path(getattr(args, "config", None)))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.verb == "eval":
+        return _eval(args)
+    config = _config(args)
+    if args.verb == "config":
+        print(f"{config.path}: valid ({len(config.feeds)} feeds, "
+              f"{len(config.watchlists)} watchlists, {len(config.notifiers)} notifiers)")  # fmt: skip
+        return 0
+    handlers = {"run": _run, "status": _status, "alerts": _alerts, "check": _check,
+                "explain": _explain, "story": _story, "outbox": _outbox, "notify": _notify}  # fmt: skip
+    return handlers[args.verb](args, config)
+
+
+def _open(config: Config, stack: ExitStack) -> Any:
+    from storage import make_repository
+
+    repo = make_repository(config.database)
+    stack.callback(repo.close)
+    return repo
+
+
+def _runtime(config: Config, stack: ExitStack) -> tuple[Any, Any, Any]:
+    from storage import seed_files
+
+    from .deliver import Deliverer
+    from .fetch import HTTPFetcher
+    from .pipeline import Pipeline
+
+    repo = _open(config, stack)
+    fetcher = HTTPFetcher(user_agent=config.user_agent, allow_private=config.allow_private,
+                          proxy=config.proxy)  # fmt: skip
+    stack.callback(fetcher.close)
+    pipeline = Pipeline(config, repo, fetcher)
+    pipeline.sync_sources()
+    seeded = pipeline.load_seeds(seed_files(), SEED_DATE)
+    if seeded:
+        log.info("store.seeded articles=%d", seeded)
+    return repo, pipeline, Deliverer(config, repo)
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    from .scheduler import run_daemon
+
+    if not config.notifiers:
+        print("No notifier configured: alerts are printed to the console.", file=sys.stderr)
+    with ExitStack() as stack:
+        _repo, pipeline, deliverer = _runtime(config, stack)
+        if args.once:
+            stats = pipeline.run_cycle(all_enabled=True)
+            sent = deliverer.deliver_due()
+            print(f"polled {stats.sources} sources ({stats.failed} failed, "
+                  f"{stats.not_modified} unchanged): {stats.entries} entries, {stats.new} new "
+                  f"stories, {stats.rereports} re-reports, {stats.duplicates} duplicates; "
+                  f"alerts sent {sent.sent}, retrying {sent.retrying}, dead {sent.dead}")  # fmt: skip
+            return 0
+        run_daemon(pipeline, deliverer, stack=stack)
+    return 0
+
+
+def _status(args: argparse.Namespace, config: Config) -> int:
+    from .status import collect_status, print_status
+
+    with ExitStack() as stack:
+        repo = _open(config, stack)
+        status = collect_status(config, repo, datetime.now(UTC))
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        print_status(status)
+    return 0
+
+
+def _alerts(args: argparse.Namespace, config: Config) -> int:
+    since = datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
+    with ExitStack() as stack:
+        rows = _open(config, stack).get_sent_alerts(since)
+    for r in rows:
+        print(f"{r['sent_at']:%Y-%m-%d %H:%M}  {r['watchlist']} -> {r['target']}  "
+              f"{r['payload'].get('title', '')}")  # fmt: skip
+    print(f"{len(rows)} alerts sent since {since:%Y-%m-%d %H:%M} UTC")
+    return 0
+
+
+def _check(args: argparse.Namespace, config: Config) -> int:
+    from .backtest import run_check
+
+    return run_check(config, args, _open)
+
+
+def _explain(args: argparse.Namespace, config: Config) -> int:
+    from .backtest import explain_article
+
+    with ExitStack() as stack:
+        print(explain_article(_open(config, stack), args.article_id))
+    return 0
+
+
+def _story(args: argparse.Namespace, config: Config) -> int:
+    with ExitStack() as stack:
+        repo = _open(config, stack)
+        if args.action == "merge":
+            if len(args.ids) != 2:
+                raise MonitorError("story merge takes two story ids: KEEP OTHER")
+            moved = repo.merge_stories(args.ids[0], args.ids[1])
+            print(f"merged story {args.ids[1]} into {args.ids[0]} ({moved} articles moved)")
+        else:
+            if len(args.ids) != 1:
+                raise MonitorError("story split takes one article id")
+            new = repo.split_article(args.ids[0], datetime.now(UTC))
+            print(f"article {args.ids[0]} is now story {new}")
+    return 0
+
+
+def _outbox(args: argparse.Namespace, config: Config) -> int:
+    with ExitStack() as stack:
+        n = _open(config, stack).requeue_dead(datetime.now(UTC))
+    print(f"{n} dead letters queued again")
+    return 0
+
+
+def _notify(args: argparse.Namespace, config: Config) -> int:
+    from .notify import make_notifier
+    from .types import Alert, DeliveryOutcome
+
+    if args.name not in config.notifiers and args.name != "console":
+        raise MonitorError(f"unknown notifier {args.name!r}")
+    url = config.notifiers.get(args.name, "console://")
+    alert = Alert(key=f"test-{datetime.now(UTC):%Y%m%d%H%M%S}", watchlist="test",
+                  target=args.name, story_id=0, title="Test alert from the news monitor",
+                  source="monitor", link=None, published=datetime.now(UTC),
+                  snippet="If you can read this, the notifier works.", terms=())  # fmt: skip
+    delivery = make_notifier(args.name, url).send(alert)
+    if delivery.outcome is DeliveryOutcome.SENT:
+        print(f"sent a test message to {args.name}")
+        return 0
+    print(f"monitor: test message to {args.name} failed ({delivery.outcome.value}): "
+          f"{delivery.error}", file=sys.stderr)  # fmt: skip
+    return 1
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluate import run_eval
+
+    result = run_eval(args.file)
+    print(json.dumps(result))
+    return 0

@@ -1,0 +1,330 @@
+"""The poll pipeline: from a due source to stored articles and queued alerts.
+
+::
+
+    claim due sources           storage (lease)                       I/O
+    fetch                       HTTP, limits, conditional GET          I/O, parallel
+    parse                       feedparser / bs4 for pages
+    normalize                   text, canonical URL, dates             pure
+    drop seen items             one lookup per source                  I/O
+    dedupe                      candidates (storage) + decide (pure)   I/O + pure
+    match                       every watchlist in one pass            pure
+    store                       article + story + matches + outbox,    I/O
+                                one transaction per article
+
+Delivery of the queued alerts is ``monitor.deliver``. A failing source is a value
+(``PollIntent(ok=False)``) stored with its error; it never stops the cycle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import socket
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import dedupe
+from .config import Config, FeedConfig
+from .errors import FetchError, HTTPStatusError, MonitorError, ParseError
+from .match import Matcher, make_snippet, parse_query
+from .normalize import normalize
+from .types import (
+    AlertIntent,
+    Article,
+    ArticleIntent,
+    DecisionKind,
+    Entry,
+    FeedState,
+    Fetched,
+    Match,
+    PollIntent,
+    SourceState,
+)
+
+__all__ = ["CycleStats", "Pipeline", "item_key", "redact_secrets"]
+
+log = logging.getLogger("monitor.pipeline")
+
+LEASE = timedelta(minutes=2)
+MAX_BACKOFF = timedelta(hours=6)
+CONSOLE = "console"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def redact_secrets(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret substring with ``***`` (longest first)."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def item_key(article: Article) -> str:
+    """A source's identity for an item: its GUID, else its canonical link, else its text."""
+    if article.guid:
+        return f"g:{article.guid}"[:500]
+    if article.url:
+        return f"u:{article.url}"[:500]
+    digest = hashlib.sha256(f"{article.title}\n{article.body}".encode()).hexdigest()
+    return f"h:{digest}"
+
+
+@dataclass
+class CycleStats:
+    sources: int = 0
+    failed: int = 0
+    not_modified: int = 0
+    entries: int = 0
+    new: int = 0
+    duplicates: int = 0
+    rereports: int = 0
+    matches: int = 0
+    alerts: int = 0
+
+
+class Pipeline:
+    """Runs poll cycles against one repository with one config.
+
+    Args:
+        config: the validated config.
+        repo: the storage.
+        fetcher: fetches one ``FeedState`` (see ``monitor.fetch.Fetcher``).
+        clock: returns the current UTC time; a parameter so tests can move time.
+    """
+
+    def __init__(self, config: Config, repo: Any, fetcher: Any = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:  # fmt: skip
+        self.config = config
+        self.repo = repo
+        self.fetcher = fetcher
+        self.clock = clock
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.matcher = Matcher({w.name: parse_query(w.query, config.aliases)
+                                for w in config.watchlists})  # fmt: skip
+        self._feeds = {f.name: f for f in config.feeds}
+
+    # -- set-up ------------------------------------------------------------------------
+
+    def sync_sources(self) -> None:
+        """Make the stored sources follow the config (added, changed, removed)."""
+        specs = [(f.name, f.url, f.type) for f in self.config.feeds if f.enabled]
+        self.repo.sync_sources(specs, self.clock())
+
+    def load_seeds(self, files: Sequence[tuple[str, str]], when: datetime) -> int:
+        """Store the seed documents once, through the same dedupe as every article.
+
+        Returns:
+            How many seed articles were stored now (0 when already seeded).
+        """
+        if self.repo.get_meta("seeded"):
+            return 0
+        stored = 0
+        for name, text in files:
+            title, body = _split_seed(text)
+            art = Article(source="seed", title=title, body=body, url=None, link=None,
+                          guid=name, published=when, fetched=when)  # fmt: skip
+            if self.ingest(art, backlog=True, now=when, watch=False) is not None:
+                stored += 1
+        self.repo.set_meta("seeded", when.isoformat())
+        return stored
+
+    # -- poll --------------------------------------------------------------------------
+
+    def run_cycle(self, *, all_enabled: bool = False) -> CycleStats:
+        """Poll the sources due now (or every enabled one) and store what is new."""
+        from .fetch import fetch_all
+
+        stats = CycleStats()
+        now = self.clock()
+        states = self.repo.claim_sources(now, self.owner, LEASE, all_enabled=all_enabled)
+        if not states:
+            return stats
+        by_name = {s.name: s for s in states}
+        feed_states = [self._feed_state(s) for s in states]
+        results = fetch_all(self.fetcher, feed_states, max_workers=self.config.poll.concurrency,
+                            per_host=self.config.poll.per_host)  # fmt: skip
+        for fstate, result in results:
+            stats.sources += 1
+            self._poll_one(by_name[fstate.name], fstate, result, stats)
+        log.info("cycle.done %s", " ".join(f"{k}={v}" for k, v in asdict(stats).items()))
+        return stats
+
+    def _feed_state(self, s: SourceState) -> FeedState:
+        feed = self._feeds.get(s.name) or FeedConfig(name=s.name, url=s.url)
+        return FeedState(
+            name=s.name, url=s.url, type=s.type, etag=s.etag, last_modified=s.last_modified,
+            timeout=self.config.poll.timeout, max_bytes=self.config.poll.max_bytes,
+            headers=feed.headers, verify_tls=feed.verify_tls, select=feed.select,
+        )  # fmt: skip
+
+    def _poll_one(self, source: SourceState, fstate: FeedState,
+                  result: Fetched | FetchError, stats: CycleStats) -> None:  # fmt: skip
+        now = self.clock()
+        try:
+            if isinstance(result, Exception):
+                raise result
+            intent = self._process(source, fstate, result, now, stats)
+        except (FetchError, ParseError) as exc:
+            stats.failed += 1
+            intent = self._failure(source, exc, now)
+        except MonitorError as exc:
+            stats.failed += 1
+            intent = self._failure(source, exc, now)
+            log.exception("poll.error source=%s", source.name)
+        self.repo.record_poll(intent)
+
+    def _process(self, source: SourceState, fstate: FeedState, fetched: Fetched,
+                 now: datetime, stats: CycleStats) -> PollIntent:  # fmt: skip
+        base = {"source": source.name, "polled_at": now, "ok": True,
+                "new_url": fetched.permanent_url,
+                "next_poll_at": self._next_poll(source.name, now)}  # fmt: skip
+        if fetched.not_modified:
+            stats.not_modified += 1
+            log.info("poll.not_modified source=%s", source.name)
+            return PollIntent(**base, not_modified=True)
+        entries = self._parse(fstate, fetched)
+        stats.entries += len(entries)
+        backlog = source.first_success is None and not self.config.alert_backlog
+        new = self._store_entries(source.name, entries, backlog=backlog, now=now, stats=stats)
+        log.info("poll.ok source=%s entries=%d new=%d backlog=%s", source.name,
+                 len(entries), new, backlog)  # fmt: skip
+        return PollIntent(**base, etag=fetched.etag, last_modified=fetched.last_modified,
+                          new_entries=new)  # fmt: skip
+
+    def _parse(self, fstate: FeedState, fetched: Fetched) -> list[Entry]:
+        from .parse import parse_feed, parse_page
+
+        if fstate.type == "page":
+            return parse_page(fetched, fstate.name, fstate.select or "a")
+        return parse_feed(fetched, fstate.name)
+
+    def _store_entries(self, source: str, entries: Sequence[Entry], *, backlog: bool,
+                       now: datetime, stats: CycleStats) -> int:  # fmt: skip
+        articles = [normalize(e, fetched=now, now=now) for e in entries]
+        keyed = list({item_key(a): a for a in articles}.items())
+        seen = self.repo.get_seen_items(source, [k for k, _ in keyed])
+        new = 0
+        for key, art in keyed:
+            if key in seen:
+                continue
+            decision = self.ingest(art, backlog=backlog, now=now, key=key, stats=stats)
+            new += decision is not None
+        return new
+
+    def _failure(self, source: SourceState, exc: Exception, now: datetime) -> PollIntent:
+        error = redact_secrets(f"{type(exc).__name__}: {exc}", self.config.secrets)
+        log.warning("poll.failed source=%s error=%s", source.name, error)
+        status = getattr(exc, "status", None)
+        retry_after = getattr(exc, "retry_after", None)
+        interval = self._interval(source.name)
+        if isinstance(exc, HTTPStatusError) and status == 410:
+            return PollIntent(source=source.name, polled_at=now, ok=False, error=error,
+                              next_poll_at=now + timedelta(days=3650),
+                              disabled_reason=f"410 Gone at {now:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+        if retry_after:
+            wait = min(max(float(retry_after), interval), 7 * 86400.0)
+            until = now + timedelta(seconds=wait)
+            return PollIntent(source=source.name, polled_at=now, ok=False, error=error,
+                              next_poll_at=until, retry_after_until=until)  # fmt: skip
+        backoff = min(timedelta(seconds=interval * 2 ** min(source.consecutive_failures, 10)),
+                      max(MAX_BACKOFF, timedelta(seconds=interval)))  # fmt: skip
+        return PollIntent(source=source.name, polled_at=now, ok=False, error=error,
+                          next_poll_at=now + backoff)  # fmt: skip
+
+    def _interval(self, name: str) -> float:
+        feed = self._feeds.get(name)
+        return self.config.interval(feed) if feed else self.config.poll.interval
+
+    def _next_poll(self, name: str, now: datetime) -> datetime:
+        interval = self._interval(name)
+        jitter = self.config.poll.jitter
+        return now + timedelta(seconds=interval * (1 + random.uniform(-jitter, jitter)))
+
+    # -- one article -------------------------------------------------------------------
+
+    def ingest(self, art: Article, *, backlog: bool, now: datetime, key: str | None = None,
+               stats: CycleStats | None = None, watch: bool = True) -> int | None:  # fmt: skip
+        """Dedupe, match and store one article. Returns its id, or None if already stored."""
+        fp = dedupe.fingerprint(art)
+        candidates = self.repo.get_candidates(fp, art.when, dedupe.WINDOW,
+                                              dedupe.CANDIDATE_LIMIT)  # fmt: skip
+        decision = dedupe.decide(art, fp, candidates)
+        matches: list[Match] = []
+        if watch and decision.kind is not DecisionKind.DUPLICATE:
+            matches = self.matcher.match(art.title, art.body, art.source)
+        alerts = () if backlog else self._alerts(art, decision, matches)
+        intent = ArticleIntent(article=art, item_key=key or item_key(art), fingerprint=fp,
+                               decision=decision, matches=tuple(matches), alerts=alerts,
+                               backlog=backlog)  # fmt: skip
+        article_id = self.repo.add_article(intent, now)
+        if stats is not None and article_id is not None:
+            _count(stats, decision.kind, len(matches), len(alerts))
+        if article_id is not None:
+            log.info("article.stored id=%s source=%s decision=%s level=%s score=%.2f matches=%d",
+                     article_id, art.source, decision.kind.value, decision.level,
+                     decision.score, len(matches))  # fmt: skip
+        return article_id
+
+    def _alerts(self, art: Article, decision: Any,
+                matches: Sequence[Match]) -> tuple[AlertIntent, ...]:  # fmt: skip
+        if not matches:
+            return ()
+        follows = None
+        if decision.related_story_id is not None:
+            related = self.repo.get_story(decision.related_story_id)
+            if related and related["alerted"]:
+                follows = related["title"]
+        out: list[AlertIntent] = []
+        by_name = {w.name: w for w in self.config.watchlists}
+        for match in matches:
+            wl = by_name[match.watchlist]
+            payload = _payload(art, match, follows)
+            for target in wl.notify or (CONSOLE,):
+                out.append(AlertIntent(watchlist=wl.name, target=target, digest=str(wl.digest),
+                                       payload={**payload, "target": target}))  # fmt: skip
+        return tuple(out)
+
+
+def _payload(art: Article, match: Match, follows: str | None) -> dict[str, Any]:
+    from storage import alert_payload
+
+    field = "body" if any(h.field == "body" for h in match.hits) else "title"
+    text = art.body if field == "body" else art.title
+    snippet, spans = make_snippet(text, match.hits, field)
+    return alert_payload({
+        "watchlist": match.watchlist, "target": "", "title": art.title, "source": art.source,
+        "link": art.link or art.url, "published": art.published, "snippet": snippet,
+        "terms": match.terms, "fields": tuple(dict.fromkeys(h.field for h in match.hits)),
+        "highlights": spans, "follows": follows, "sources": (art.source,),
+    })  # fmt: skip
+
+
+def _count(stats: CycleStats, kind: DecisionKind, matches: int, alerts: int) -> None:
+    if kind is DecisionKind.NEW:
+        stats.new += 1
+    elif kind is DecisionKind.DUPLICATE:
+        stats.duplicates += 1
+    else:
+        stats.rereports += 1
+    stats.matches += matches
+    stats.alerts += alerts
+
+
+def _split_seed(text: str) -> tuple[str, str]:
+    """A seed file's title (its first line of four words or more) and body."""
+    lines = [ln.strip() for ln in text.strip().splitlines()]
+    for i, line in enumerate(lines):
+        if len(line.split()) >= 4:
+            if len(line.split()) <= 25:
+                return line, "\n".join(x for x in lines[i + 1 :] if x)
+            first = line.split(". ")[0]
+            return first[:200], "\n".join(x for x in lines[i:] if x)
+    return text[:120], text
+

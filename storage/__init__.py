@@ -1,0 +1,81 @@
+"""Persistence: the ``Repository`` protocol and ``make_repository``.
+
+One interface, one SQLAlchemy implementation (``SQLRepository``) that runs on SQLite
+(the embedded default) and PostgreSQL (``postgresql+psycopg://``). See
+``SQLRepository`` for the contract: errors, time zones, threads, schema versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from monitor.types import (
+    ArticleIntent,
+    Candidate,
+    Fingerprint,
+    OutboxItem,
+    PollIntent,
+    SourceState,
+)
+
+from .repository import SQLRepository, alert_payload
+
+__all__ = ["Repository", "SQLRepository", "alert_payload", "make_repository", "seed_files"]
+
+
+class Repository(Protocol):
+    """What the pipeline, delivery and CLI need from storage."""
+
+    def create(self) -> None: ...
+    def close(self) -> None: ...
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def sync_sources(self, specs: Sequence[tuple[str, str, str]], now: datetime) -> None: ...
+    def claim_sources(self, now: datetime, owner: str, lease: timedelta, *,
+                      all_enabled: bool = False) -> list[SourceState]: ...  # fmt: skip
+    def record_poll(self, intent: PollIntent) -> None: ...
+    def get_sources(self) -> list[dict[str, Any]]: ...
+    def get_seen_items(self, source: str, item_keys: Sequence[str]) -> set[str]: ...
+    def get_candidates(self, fp: Fingerprint, at: datetime, window: timedelta,
+                       limit: int) -> list[Candidate]: ...  # fmt: skip
+    def add_article(self, intent: ArticleIntent, now: datetime) -> int | None: ...
+    def get_article(self, article_id: int) -> dict[str, Any] | None: ...
+    def get_story(self, story_id: int) -> dict[str, Any] | None: ...
+    def iter_articles(self, since: datetime | None = None, *,
+                      batch: int = 1000) -> Iterator[dict[str, Any]]: ...  # fmt: skip
+    def count_articles(self) -> int: ...
+    def merge_stories(self, keep: int, other: int) -> int: ...
+    def split_article(self, article_id: int, now: datetime) -> int: ...
+    def claim_alerts(self, now: datetime, owner: str, lease: timedelta, *,
+                     limit: int = 100, digest: str = "immediate") -> list[OutboxItem]: ...  # fmt: skip
+    def mark_sent(self, item_id: int, now: datetime) -> None: ...
+    def mark_failed(self, item_id: int, error: str, *, retry_at: datetime | None) -> None: ...
+    def requeue_dead(self, now: datetime) -> int: ...
+    def get_outbox_summary(self) -> dict[str, Any]: ...
+    def get_watchlist_counts(self, since: datetime) -> dict[str, tuple[int, int]]: ...
+    def get_sent_alerts(self, since: datetime) -> list[dict[str, Any]]: ...
+
+
+def make_repository(url: str, *, create: bool = True) -> SQLRepository:
+    """Open the database at ``url`` (creating a SQLite file's folder and the schema).
+
+    Raises:
+        StorageError: the database cannot be opened or is of a newer schema.
+    """
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    repo = SQLRepository(url)
+    if create:
+        repo.create()
+    return repo
+
+
+def seed_files() -> list[tuple[str, str]]:
+    """The shipped seed documents as ``(file name, text)``, in name order."""
+    folder = resources.files("storage") / "seeds"
+    return sorted((p.name, p.read_text(encoding="utf-8")) for p in folder.iterdir()
+                  if p.name.endswith(".txt"))  # fmt: skip

@@ -1,0 +1,564 @@
+"""The one Repository implementation: SQLAlchemy 2 Core on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.errors import StorageError
+from monitor.types import (
+    Alert,
+    ArticleIntent,
+    Candidate,
+    Fingerprint,
+    Hit,
+    OutboxItem,
+    PollIntent,
+    SourceState,
+)
+
+from . import models as m
+
+__all__ = ["SQLRepository", "alert_payload"]
+
+log = logging.getLogger("monitor.storage")
+
+
+def _fp_to_json(fp: Fingerprint) -> dict[str, Any]:
+    return {
+        "keys": list(fp.keys),
+        "bands": list(fp.bands),
+        "terms": list(fp.terms),
+        "data": fp.data,
+        "version": fp.version,
+    }
+
+
+def _fp_from_json(raw: dict[str, Any]) -> Fingerprint:
+    return Fingerprint(
+        keys=tuple(raw.get("keys", ())),
+        bands=tuple(raw.get("bands", ())),
+        terms=tuple(raw.get("terms", ())),
+        data=raw.get("data", {}),
+        version=raw.get("version", 1),
+    )
+
+
+def _alert_from_row(row: Any) -> Alert:
+    payload = dict(row.payload)
+    for key in ("terms", "fields", "sources"):
+        payload[key] = tuple(payload.get(key) or ())
+    payload["highlights"] = tuple((int(a), int(b)) for a, b in payload.get("highlights") or ())
+    published = payload.get("published")
+    payload["published"] = datetime.fromisoformat(published) if published else None
+    return Alert(key=row.key, story_id=row.story_id, **payload)
+
+
+def alert_payload(fields: dict[str, Any]) -> dict[str, Any]:
+    """Make ``Alert`` fields (without key and story_id) JSON-safe for the outbox."""
+    out = dict(fields)
+    if out.get("published") is not None:
+        out["published"] = out["published"].isoformat()
+    for key in ("terms", "fields", "sources", "highlights"):
+        out[key] = [list(x) if isinstance(x, tuple) else x for x in out.get(key) or ()]
+    return out
+
+
+class SQLRepository:
+    """Stores sources, articles, stories, matches and the outbox.
+
+    Contract:
+        - Every datetime in and out is UTC-aware; a naive one is refused.
+        - Each public method is one transaction; ``add_article`` writes the article, its
+          dedupe index rows, its story, its matches and its outbox rows together or not
+          at all.
+        - Errors from the database surface as ``StorageError``, chained.
+        - Safe to share between threads (one engine, a connection per call); several
+          processes may share one PostgreSQL database: work is claimed with leases
+          (``FOR UPDATE SKIP LOCKED`` where the database has it).
+        - The schema version is recorded; a database of a newer version is refused.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.engine: Engine = _make_engine(url, echo=echo)
+        self.dialect = self.engine.dialect.name
+        self._insert = _insert_ignoring(self.dialect)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def create(self) -> None:
+        """Create the schema if missing; refuse a database of a newer schema.
+
+        Raises:
+            StorageError: the database is newer than this code, or unreachable.
+        """
+        with self._tx() as conn:
+            m.metadata.create_all(conn)
+            found = conn.execute(select(m.meta.c.value).where(m.meta.c.key == "schema")).scalar()
+            if found is None:
+                conn.execute(insert(m.meta).values(key="schema", value=str(m.SCHEMA_VERSION)))
+            elif int(found) > m.SCHEMA_VERSION:
+                raise StorageError(
+                    f"database schema version {found} is newer than this code "
+                    f"({m.SCHEMA_VERSION}); upgrade the monitor"
+                )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+            raise StorageError(f"database error: {type(exc).__name__}: {detail}") from exc
+
+    def get_meta(self, key: str) -> str | None:
+        with self._tx() as conn:
+            return conn.execute(select(m.meta.c.value).where(m.meta.c.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(m.meta).where(m.meta.c.key == key))
+            conn.execute(insert(m.meta).values(key=key, value=value))
+
+    # -- sources -----------------------------------------------------------------------
+
+    def sync_sources(self, specs: Sequence[tuple[str, str, str]], now: datetime) -> None:
+        """Make the stored sources those of the config: ``(name, url, type)`` each.
+
+        A source whose configured URL changed starts afresh (validators, 410 and a
+        permanent redirect are forgotten); a source no longer configured is disabled.
+        """
+        names = [s[0] for s in specs]
+        with self._tx() as conn:
+            rows = {r.name: r for r in conn.execute(select(m.sources))}
+            for name, url, kind in specs:
+                row = rows.get(name)
+                if row is None:
+                    conn.execute(insert(m.sources).values(
+                        name=name, url=url, config_url=url, type=kind, enabled=True,
+                        next_poll_at=now, consecutive_failures=0, entries_total=0,
+                    ))  # fmt: skip
+                elif row.config_url != url:
+                    conn.execute(update(m.sources).where(m.sources.c.name == name).values(
+                        url=url, config_url=url, type=kind, enabled=True, etag=None,
+                        last_modified=None, disabled_reason=None, next_poll_at=now,
+                        consecutive_failures=0,
+                    ))  # fmt: skip
+                elif not row.enabled or row.type != kind:
+                    conn.execute(update(m.sources).where(m.sources.c.name == name)
+                                 .values(enabled=True, type=kind))  # fmt: skip
+            conn.execute(update(m.sources).where(m.sources.c.name.not_in(names))
+                         .values(enabled=False))  # fmt: skip
+
+    def claim_sources(self, now: datetime, owner: str, lease: timedelta, *,
+                      all_enabled: bool = False) -> list[SourceState]:  # fmt: skip
+        """Lease the sources due now (or every enabled one) to ``owner``.
+
+        A 410-disabled source is never claimed; a leased one is skipped until its lease
+        expires, so a killed daemon's work is taken over.
+        """
+        s = m.sources.c
+        cond = and_(s.enabled.is_(True), s.disabled_reason.is_(None),
+                    or_(s.lease_until.is_(None), s.lease_until < now))  # fmt: skip
+        if all_enabled:
+            cond = and_(cond, or_(s.retry_after_until.is_(None), s.retry_after_until <= now))
+        else:
+            cond = and_(cond, s.next_poll_at <= now)
+        with self._tx() as conn:
+            q = select(m.sources).where(cond).order_by(s.next_poll_at)
+            rows = conn.execute(q.with_for_update(skip_locked=True)).all()
+            if rows:
+                conn.execute(update(m.sources).where(s.id.in_([r.id for r in rows]))
+                             .values(lease_owner=owner, lease_until=now + lease))  # fmt: skip
+        return [_source_state(r) for r in rows]
+
+    def record_poll(self, intent: PollIntent) -> None:
+        """Store the outcome of one poll and release the source's lease."""
+        s = m.sources.c
+        values: dict[str, Any] = {
+            "last_polled": intent.polled_at, "next_poll_at": intent.next_poll_at,
+            "lease_owner": None, "lease_until": None,
+            "retry_after_until": intent.retry_after_until,
+        }  # fmt: skip
+        if intent.ok:
+            values.update(last_success=intent.polled_at, consecutive_failures=0,
+                          first_success=func.coalesce(s.first_success, intent.polled_at))  # fmt: skip
+            if not intent.not_modified:
+                values.update(etag=intent.etag, last_modified=intent.last_modified)
+            if intent.new_entries:
+                values.update(last_new_entry=intent.polled_at,
+                              entries_total=s.entries_total + intent.new_entries)  # fmt: skip
+        else:
+            values.update(last_error=intent.error,
+                          consecutive_failures=s.consecutive_failures + 1)  # fmt: skip
+        if intent.new_url:
+            values.update(url=intent.new_url, etag=None, last_modified=None)
+        if intent.disabled_reason:
+            values.update(disabled_reason=intent.disabled_reason)
+        with self._tx() as conn:
+            conn.execute(update(m.sources).where(s.name == intent.source).values(**values))
+
+    def get_sources(self) -> list[dict[str, Any]]:
+        """Every stored source with its health fields, by name."""
+        with self._tx() as conn:
+            rows = conn.execute(select(m.sources).order_by(m.sources.c.name)).all()
+        return [dict(r._mapping) for r in rows]
+
+    # -- articles ----------------------------------------------------------------------
+
+    def get_seen_items(self, source: str, item_keys: Sequence[str]) -> set[str]:
+        """The item keys of ``source`` already stored (one query per call)."""
+        if not item_keys:
+            return set()
+        a = m.articles.c
+        found: set[str] = set()
+        with self._tx() as conn:
+            for chunk in _chunks(list(dict.fromkeys(item_keys)), 500):
+                q = select(a.item_key).where(a.source == source, a.item_key.in_(chunk))
+                found.update(conn.execute(q).scalars())
+        return found
+
+    def get_candidates(self, fp: Fingerprint, at: datetime, window: timedelta,
+                       limit: int) -> list[Candidate]:  # fmt: skip
+        """Stored articles dedupe compares a new one with.
+
+        Every article sharing a key or a band (any age), and the ``limit`` articles
+        sharing most index terms among those within ``window`` of ``at`` (ties: newest).
+        """
+        ids: dict[int, None] = {}
+        with self._tx() as conn:
+            if fp.keys:
+                q = select(m.article_keys.c.article_id).where(m.article_keys.c.key.in_(fp.keys))
+                ids.update(dict.fromkeys(conn.execute(q).scalars()))
+            if fp.bands:
+                b = m.article_bands.c
+                q = select(b.article_id).where(b.band.in_(fp.bands)).distinct()
+                ids.update(dict.fromkeys(conn.execute(q).scalars()))
+            if fp.terms and limit > 0:
+                t = m.article_terms.c
+                q = (select(t.article_id)
+                     .where(t.term.in_(fp.terms), t.at >= at - window, t.at <= at + window)
+                     .group_by(t.article_id)
+                     .order_by(func.count().desc(), func.max(t.at).desc())
+                     .limit(limit))  # fmt: skip
+                ids.update(dict.fromkeys(conn.execute(q).scalars()))
+            if not ids:
+                return []
+            a = m.articles.c
+            rows = conn.execute(select(a.id, a.story_id, a.at, a.title, a.fingerprint)
+                                .where(a.id.in_(list(ids)))).all()  # fmt: skip
+        by_id = {r.id: r for r in rows}
+        return [Candidate(article_id=i, story_id=by_id[i].story_id, when=by_id[i].at,
+                          title=by_id[i].title, fingerprint=_fp_from_json(by_id[i].fingerprint))
+                for i in ids if i in by_id]  # fmt: skip
+
+    def add_article(self, intent: ArticleIntent, now: datetime) -> int | None:
+        """Store an article with its story, index rows, matches and outbox rows.
+
+        Returns:
+            The new article's id, or None when the item was already stored (by another
+            daemon): then nothing is written.
+        """
+        with self._tx() as conn:
+            story_id = self._story_for(conn, intent, now)
+            article_id = self._insert_article(conn, intent, story_id)
+            if article_id is None:
+                conn.rollback()
+                return None
+            self._index(conn, article_id, intent)
+            for match in intent.matches:
+                conn.execute(insert(m.matches).values(
+                    article_id=article_id, story_id=story_id, watchlist=match.watchlist,
+                    terms=list(match.terms), created_at=now))  # fmt: skip
+            for alert in intent.alerts:
+                key = f"{story_id}/{alert.watchlist}/{alert.target}"
+                conn.execute(self._insert(m.outbox).values(
+                    key=key, story_id=story_id, article_id=article_id,
+                    watchlist=alert.watchlist, target=alert.target, payload=alert.payload,
+                    status="pending", digest=alert.digest, attempts=0,
+                    next_attempt_at=now, created_at=now))  # fmt: skip
+        return article_id
+
+    def _story_for(self, conn: Connection, intent: ArticleIntent, now: datetime) -> int:
+        d, art = intent.decision, intent.article
+        if d.story_id is not None:
+            st = m.stories.c
+            story_id = _follow_merges(conn, d.story_id)
+            conn.execute(update(m.stories).where(st.id == story_id).values(
+                articles=st.articles + 1,
+                last_at=func.max(st.last_at, art.when) if self.dialect == "sqlite"
+                else func.greatest(st.last_at, art.when)))  # fmt: skip
+            return story_id
+        return int(conn.execute(insert(m.stories).values(
+            title=art.title or art.body[:120], first_at=art.when, last_at=art.when, articles=1,
+            related_story_id=d.related_story_id, created_at=now,
+        ).returning(m.stories.c.id)).scalar_one())  # fmt: skip
+
+    def _insert_article(self, conn: Connection, intent: ArticleIntent,
+                        story_id: int) -> int | None:  # fmt: skip
+        art, d = intent.article, intent.decision
+        q = self._insert(m.articles).values(
+            source=art.source, item_key=intent.item_key, title=art.title, body=art.body,
+            url=art.url, link=art.link, guid=art.guid, author=art.author,
+            published=art.published, fetched=art.fetched, at=art.when, story_id=story_id,
+            fingerprint=_fp_to_json(intent.fingerprint), decision=d.kind.value,
+            level=d.level, score=d.score, reason=d.reason,
+            matched_article_id=d.article_id, related_story_id=d.related_story_id,
+            backlog=intent.backlog,
+        ).returning(m.articles.c.id)  # fmt: skip
+        found = conn.execute(q).scalar()
+        return int(found) if found is not None else None
+
+    def _index(self, conn: Connection, article_id: int, intent: ArticleIntent) -> None:
+        fp, at = intent.fingerprint, intent.article.when
+        if fp.keys:
+            conn.execute(self._insert(m.article_keys),
+                         [{"key": k[:200], "article_id": article_id} for k in fp.keys])
+        if fp.bands:
+            conn.execute(insert(m.article_bands),
+                         [{"band": b, "article_id": article_id} for b in fp.bands])
+        if fp.terms:
+            conn.execute(insert(m.article_terms),
+                         [{"term": t[:200], "at": at, "article_id": article_id}
+                          for t in dict.fromkeys(fp.terms)])  # fmt: skip
+
+    def get_article(self, article_id: int) -> dict[str, Any] | None:
+        with self._tx() as conn:
+            row = conn.execute(select(m.articles).where(m.articles.c.id == article_id)).first()
+        return dict(row._mapping) if row else None
+
+    def get_story(self, story_id: int) -> dict[str, Any] | None:
+        """A story with ``alerted`` (any outbox row) and its sources."""
+        with self._tx() as conn:
+            story_id = _follow_merges(conn, story_id)
+            row = conn.execute(select(m.stories).where(m.stories.c.id == story_id)).first()
+            if row is None:
+                return None
+            alerted = conn.execute(select(func.count()).select_from(m.outbox)
+                                   .where(m.outbox.c.story_id == story_id)).scalar_one()  # fmt: skip
+            srcs = conn.execute(select(m.articles.c.source).where(
+                m.articles.c.story_id == story_id).distinct()).scalars().all()  # fmt: skip
+        return {**dict(row._mapping), "alerted": alerted > 0, "sources": sorted(srcs)}
+
+    def iter_articles(self, since: datetime | None = None, *,
+                      batch: int = 1000) -> Iterator[dict[str, Any]]:  # fmt: skip
+        """Stored (not pruned) articles, newest first, in batches of ``batch``."""
+        a = m.articles.c
+        cols = (a.id, a.source, a.title, a.body, a.url, a.link, a.at, a.story_id)
+        last: tuple[datetime, int] | None = None
+        while True:
+            q = select(*cols).where(a.pruned.is_(False)).order_by(a.at.desc(), a.id.desc())
+            if since is not None:
+                q = q.where(a.at >= since)
+            if last is not None:
+                q = q.where(or_(a.at < last[0], and_(a.at == last[0], a.id < last[1])))
+            with self._tx() as conn:
+                rows = conn.execute(q.limit(batch)).all()
+            yield from (dict(r._mapping) for r in rows)
+            if len(rows) < batch:
+                return
+            last = (rows[-1].at, rows[-1].id)
+
+    def count_articles(self) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count()).select_from(m.articles)).scalar_one())
+
+    # -- story corrections -------------------------------------------------------------
+
+    def merge_stories(self, keep: int, other: int) -> int:
+        """Merge story ``other`` into ``keep``; later articles follow. Returns articles moved."""
+        with self._tx() as conn:
+            keep, other = _follow_merges(conn, keep), _follow_merges(conn, other)
+            found = conn.execute(select(func.count()).select_from(m.stories)
+                                 .where(m.stories.c.id.in_([keep, other]))).scalar_one()  # fmt: skip
+            if found != 2 or keep == other:
+                raise StorageError(f"cannot merge story {other} into {keep}: "
+                                   "both must exist and differ")  # fmt: skip
+            moved = conn.execute(update(m.articles).where(m.articles.c.story_id == other)
+                                 .values(story_id=keep)).rowcount  # fmt: skip
+            conn.execute(update(m.outbox).where(m.outbox.c.story_id == other)
+                         .values(story_id=keep))  # fmt: skip
+            st = m.stories.c
+            conn.execute(update(m.stories).where(st.id == other)
+                         .values(merged_into=keep, articles=0))  # fmt: skip
+            conn.execute(update(m.stories).where(st.id == keep)
+                         .values(articles=st.articles + moved))  # fmt: skip
+        return int(moved)
+
+    def split_article(self, article_id: int, now: datetime) -> int:
+        """Move one article into a story of its own; later re-reports of it follow it."""
+        with self._tx() as conn:
+            art = conn.execute(select(m.articles).where(m.articles.c.id == article_id)).first()
+            if art is None:
+                raise StorageError(f"no article {article_id}")
+            st = m.stories.c
+            new_id = conn.execute(insert(m.stories).values(
+                title=art.title, first_at=art.at, last_at=art.at, articles=1,
+                related_story_id=art.story_id, created_at=now,
+            ).returning(st.id)).scalar_one()  # fmt: skip
+            conn.execute(update(m.articles).where(m.articles.c.id == article_id).values(
+                story_id=new_id, decision="new", level=0,
+                reason=f"split by hand from story {art.story_id}"))  # fmt: skip
+            conn.execute(update(m.stories).where(st.id == art.story_id)
+                         .values(articles=st.articles - 1))  # fmt: skip
+        return int(new_id)
+
+    # -- outbox ------------------------------------------------------------------------
+
+    def claim_alerts(self, now: datetime, owner: str, lease: timedelta, *,
+                     limit: int = 100, digest: str = "immediate") -> list[OutboxItem]:  # fmt: skip
+        """Lease the pending alerts due now; a killed daemon's lease expires."""
+        o = m.outbox.c
+        cond = and_(o.status == "pending", o.next_attempt_at <= now, o.digest == digest,
+                    or_(o.lease_until.is_(None), o.lease_until < now))  # fmt: skip
+        with self._tx() as conn:
+            q = select(m.outbox).where(cond).order_by(o.id).limit(limit)
+            rows = conn.execute(q.with_for_update(skip_locked=True)).all()
+            if rows:
+                conn.execute(update(m.outbox).where(o.id.in_([r.id for r in rows]))
+                             .values(lease_owner=owner, lease_until=now + lease))  # fmt: skip
+        return [OutboxItem(id=r.id, key=r.key, watchlist=r.watchlist, target=r.target,
+                           digest=r.digest, attempts=r.attempts, alert=_alert_from_row(r))
+                for r in rows]  # fmt: skip
+
+    def mark_sent(self, item_id: int, now: datetime) -> None:
+        with self._tx() as conn:
+            conn.execute(update(m.outbox).where(m.outbox.c.id == item_id).values(
+                status="sent", sent_at=now, attempts=m.outbox.c.attempts + 1,
+                lease_owner=None, lease_until=None, last_error=None))  # fmt: skip
+
+    def mark_failed(self, item_id: int, error: str, *, retry_at: datetime | None) -> None:
+        """Record a failed send: retry at ``retry_at``, or a dead letter when None."""
+        values: dict[str, Any] = {
+            "attempts": m.outbox.c.attempts + 1, "last_error": error,
+            "lease_owner": None, "lease_until": None,
+        }  # fmt: skip
+        if retry_at is None:
+            values["status"] = "dead"
+        else:
+            values["next_attempt_at"] = retry_at
+        with self._tx() as conn:
+            conn.execute(update(m.outbox).where(m.outbox.c.id == item_id).values(**values))
+
+    def requeue_dead(self, now: datetime) -> int:
+        """Put every dead letter back in the queue. Returns how many."""
+        o = m.outbox.c
+        with self._tx() as conn:
+            return int(conn.execute(update(m.outbox).where(o.status == "dead").values(
+                status="pending", attempts=0, next_attempt_at=now)).rowcount)  # fmt: skip
+
+    def get_outbox_summary(self) -> dict[str, Any]:
+        o = m.outbox.c
+        with self._tx() as conn:
+            pending = conn.execute(select(func.count()).where(
+                o.status == "pending", o.attempts == 0)).scalar_one()  # fmt: skip
+            retrying = conn.execute(select(func.count()).where(
+                o.status == "pending", o.attempts > 0)).scalar_one()  # fmt: skip
+            dead = conn.execute(select(o.watchlist, o.target, o.last_error)
+                                .where(o.status == "dead").order_by(o.id)).all()  # fmt: skip
+        return {"pending": pending, "retrying": retrying, "dead": len(dead),
+                "dead_letters": [{"watchlist": r.watchlist, "target": r.target,
+                                  "reason": r.last_error or ""} for r in dead]}  # fmt: skip
+
+    def get_watchlist_counts(self, since: datetime) -> dict[str, tuple[int, int]]:
+        """``watchlist -> (matches, alerts sent)`` since ``since``."""
+        mt, o = m.matches.c, m.outbox.c
+        with self._tx() as conn:
+            ms = dict(conn.execute(select(mt.watchlist, func.count()).where(
+                mt.created_at >= since).group_by(mt.watchlist)).all())  # fmt: skip
+            al = dict(conn.execute(select(o.watchlist, func.count()).where(
+                o.status == "sent", o.sent_at >= since).group_by(o.watchlist)).all())  # fmt: skip
+        return {w: (int(ms.get(w, 0)), int(al.get(w, 0))) for w in set(ms) | set(al)}
+
+    def get_sent_alerts(self, since: datetime) -> list[dict[str, Any]]:
+        o = m.outbox.c
+        with self._tx() as conn:
+            rows = conn.execute(select(o.key, o.watchlist, o.target, o.sent_at, o.payload)
+                                .where(o.status == "sent", o.sent_at >= since)
+                                .order_by(o.sent_at.desc())).all()  # fmt: skip
+        return [dict(r._mapping) for r in rows]
+
+
+def _source_state(r: Any) -> SourceState:
+    return SourceState(
+        name=r.name, url=r.url, type=r.type, etag=r.etag, last_modified=r.last_modified,
+        first_success=r.first_success, consecutive_failures=r.consecutive_failures,
+        disabled_reason=r.disabled_reason, next_poll_at=r.next_poll_at,
+    )  # fmt: skip
+
+
+def _follow_merges(conn: Connection, story_id: int) -> int:
+    for _ in range(100):
+        nxt = conn.execute(select(m.stories.c.merged_into)
+                           .where(m.stories.c.id == story_id)).scalar()  # fmt: skip
+        if nxt is None:
+            return story_id
+        story_id = nxt
+    return story_id
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _insert_ignoring(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` for the dialect in use."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return lambda table: pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return lambda table: sqlite_insert(table).on_conflict_do_nothing()
+
+
+def _make_engine(url: str, *, echo: bool) -> Engine:
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+            return engine
+        return create_engine(url, echo=echo, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StorageError(f"cannot open database {_safe_url(url)}: {type(exc).__name__}") from None
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError):
+        return "(unparsable URL)"
+
