@@ -36,9 +36,6 @@ __all__ = ["main"]
 
 log = logging.getLogger("monitor")
 
-SEED_DATE = datetime(2024, 7, 28, tzinfo=UTC)
-
-
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, help="config file path")
@@ -124,30 +121,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _open(config: Config, stack: ExitStack) -> Any:
-    from storage import make_repository
+    from .app import open_repository
 
-    repo = make_repository(config.database)
-    stack.callback(repo.close)
-    return repo
-
-
-def _runtime(config: Config, stack: ExitStack) -> tuple[Any, Any, Any]:
-    from storage import seed_files
-
-    from .deliver import Deliverer
-    from .fetch import HTTPFetcher
-    from .pipeline import Pipeline
-
-    repo = _open(config, stack)
-    fetcher = HTTPFetcher(user_agent=config.user_agent, allow_private=config.allow_private,
-                          proxy=config.proxy)  # fmt: skip
-    stack.callback(fetcher.close)
-    pipeline = Pipeline(config, repo, fetcher)
-    pipeline.sync_sources()
-    seeded = pipeline.load_seeds(seed_files(), SEED_DATE)
-    if seeded:
-        log.info("store.seeded articles=%d", seeded)
-    return repo, pipeline, Deliverer(config, repo)
+    return open_repository(config, stack)
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
@@ -155,17 +131,19 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
     if not config.notifiers:
         print("No notifier configured: alerts are printed to the console.", file=sys.stderr)
+    from .app import open_runtime
+
     with ExitStack() as stack:
-        _repo, pipeline, deliverer = _runtime(config, stack)
+        rt = open_runtime(config, stack)
         if args.once:
-            stats = pipeline.run_cycle(all_enabled=True)
-            sent = deliverer.deliver_due()
+            stats = rt.pipeline.run_cycle(all_enabled=True)
+            sent = rt.deliverer.deliver_due()
             print(f"polled {stats.sources} sources ({stats.failed} failed, "
                   f"{stats.not_modified} unchanged): {stats.entries} entries, {stats.new} new "
                   f"stories, {stats.rereports} re-reports, {stats.duplicates} duplicates; "
                   f"alerts sent {sent.sent}, retrying {sent.retrying}, dead {sent.dead}")  # fmt: skip
             return 0
-        run_daemon(pipeline, deliverer, stack=stack)
+        run_daemon(rt.pipeline, rt.deliverer, stack=stack)
     return 0
 
 

@@ -259,7 +259,11 @@ class Pipeline:
         matches: list[Match] = []
         if watch and decision.kind is not DecisionKind.DUPLICATE:
             matches = self.matcher.match(art.title, art.body, art.source)
-        alerts = () if backlog else self._alerts(art, decision, matches)
+        # Only a new story alerts: a re-report joins its story and alerts nobody (the
+        # story may predate any watchlist, like the seeds, or have alerted already).
+        alerts = ()
+        if not backlog and decision.kind is DecisionKind.NEW:
+            alerts = self._alerts(art, decision, matches)
         intent = ArticleIntent(article=art, item_key=key or item_key(art), fingerprint=fp,
                                decision=decision, matches=tuple(matches), alerts=alerts,
                                backlog=backlog)  # fmt: skip

@@ -1,0 +1,119 @@
+"""Shared fixtures: real servers on 127.0.0.1, databases, a movable clock, a clean env."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.servers import HTTPServer, WebhookReceiver
+from tests.smtp import SMTPServer
+
+POSTGRES_URL = os.environ.get("MONITOR_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")  # fmt: skip
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No MONITOR_* setting of the developer's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("MONITOR_") and key not in ("MONITOR_TEST_POSTGRES_URL",
+                                                      "MONITOR_REQUIRE_POSTGRES"):  # fmt: skip
+            monkeypatch.delenv(key)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> datetime:
+        self.now += timedelta(**kw)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def feed_server() -> Iterator[HTTPServer]:
+    with HTTPServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp() -> Iterator[SMTPServer]:
+    with SMTPServer() as server:
+        yield server
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as server:
+        yield server
+
+
+def postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL.replace("+psycopg", ""), connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+def _postgres_or_skip() -> str:
+    if postgres_available():
+        return POSTGRES_URL
+    if os.environ.get("MONITOR_REQUIRE_POSTGRES"):
+        pytest.fail(f"PostgreSQL is required here but not reachable at {POSTGRES_URL}")
+    pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} (CI makes it mandatory)")
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A clean database: a SQLite file, and the real PostgreSQL (clean schema per test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/monitor.db"
+        return
+    url = _postgres_or_skip()
+    _reset_postgres(url)
+    yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    url = _postgres_or_skip()
+    _reset_postgres(url)
+    yield url
+
+
+def write_config(path: Path, **raw: Any) -> Path:
+    """Write a YAML config (keys as in config/monitor.yaml) and return its path."""
+    raw.setdefault("database", f"sqlite:///{path.parent}/monitor.db")
+    raw.setdefault("allow_private", ["127.0.0.1"])
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
