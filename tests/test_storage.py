@@ -1,0 +1,194 @@
+"""The storage contract, on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from monitor.errors import StorageError
+from monitor.types import (
+    AlertIntent,
+    Article,
+    ArticleIntent,
+    Decision,
+    DecisionKind,
+    Fingerprint,
+    Hit,
+    Match,
+    PollIntent,
+)
+from storage import SQLRepository, alert_payload, make_repository
+from storage import models as m
+
+T0 = datetime(2024, 7, 28, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def repo(db_url: str) -> Iterator[SQLRepository]:
+    r = make_repository(db_url)
+    yield r
+    r.close()
+
+
+def _article(n: int, at: datetime = T0, source: str = "wire") -> Article:
+    return Article(source=source, title=f"Title {n} – 在日米軍", body=f"Body {n} ü",
+                   url=f"https://example.org/{n}", link=f"https://example.org/{n}?utm_source=x",
+                   guid=f"g{n}", published=at, fetched=at)  # fmt: skip
+
+
+def _intent(n: int, *, story: int | None = None, keys: tuple[str, ...] = (),
+            terms: tuple[str, ...] = (), bands: tuple[str, ...] = (), at: datetime = T0,
+            alerts: tuple[AlertIntent, ...] = ()) -> ArticleIntent:  # fmt: skip
+    kind = DecisionKind.NEW if story is None else DecisionKind.REREPORT
+    return ArticleIntent(
+        article=_article(n, at), item_key=f"g:{n}",
+        fingerprint=Fingerprint(keys=keys or (f"url:{n}",), bands=bands, terms=terms,
+                                data={"n": n, "w": {"tokyo": 1.5}}),
+        decision=Decision(kind=kind, level=0 if story is None else 3, score=0.5,
+                          reason="test", story_id=story),
+        matches=(Match("usfj", (Hit("USFJ", "title", 0, 4),)),), alerts=alerts,
+    )  # fmt: skip
+
+
+def _alert(target: str = "desk") -> AlertIntent:
+    payload = alert_payload({
+        "watchlist": "usfj", "target": target, "title": "T", "source": "wire",
+        "link": "https://example.org/1", "published": T0, "snippet": "US Forces Japan",
+        "terms": ("USFJ",), "fields": ("title",), "highlights": ((0, 4),),
+        "follows": None, "sources": ("wire",),
+    })  # fmt: skip
+    return AlertIntent(watchlist="usfj", target=target, digest="immediate", payload=payload)
+
+
+def test_schema_newer_than_code_is_refused(repo: SQLRepository) -> None:
+    with repo.engine.begin() as conn:
+        conn.execute(update(m.meta).where(m.meta.c.key == "schema").values(value="999"))
+    with pytest.raises(StorageError, match="newer than this code"):
+        repo.create()
+
+
+def test_article_round_trip_keeps_text_and_utc(repo: SQLRepository) -> None:
+    article_id = repo.add_article(_intent(1), T0)
+    assert article_id is not None
+    row = repo.get_article(article_id)
+    assert row is not None
+    assert row["title"] == "Title 1 – 在日米軍" and row["body"] == "Body 1 ü"
+    assert row["published"] == T0 and row["published"].tzinfo is not None
+    assert row["fingerprint"]["data"] == {"n": 1, "w": {"tokyo": 1.5}}
+
+
+def test_same_item_is_stored_once(repo: SQLRepository) -> None:
+    assert repo.add_article(_intent(1, alerts=(_alert(),)), T0) is not None
+    assert repo.add_article(_intent(1, alerts=(_alert(),)), T0) is None
+    assert repo.count_articles() == 1
+    assert repo.get_outbox_summary()["pending"] == 1
+    assert repo.get_seen_items("wire", ["g:1", "g:2"]) == {"g:1"}
+
+
+def test_candidates_by_key_band_and_windowed_terms(repo: SQLRepository) -> None:
+    a = repo.add_article(_intent(1, keys=("url:a",), terms=("tokyo", "austin")), T0)
+    b = repo.add_article(_intent(2, keys=("url:b",), bands=("b1",),
+                                 at=T0 - timedelta(days=400)), T0)  # fmt: skip
+    c = repo.add_article(_intent(3, keys=("url:c",), terms=("tokyo",),
+                                 at=T0 - timedelta(days=30)), T0)  # fmt: skip
+    probe = Fingerprint(keys=("url:a",), bands=("b1",), terms=("tokyo", "austin"), data={})
+    found = {x.article_id for x in repo.get_candidates(probe, T0, timedelta(days=7), 10)}
+    assert found == {a, b}  # c shares a term but lies outside the window
+    wide = {x.article_id for x in repo.get_candidates(
+        Fingerprint(keys=(), bands=(), terms=("tokyo",), data={}), T0, timedelta(days=60), 10)}
+    assert wide == {a, c}
+    top = repo.get_candidates(Fingerprint(keys=(), bands=(), terms=("tokyo", "austin"),
+                                          data={}), T0, timedelta(days=60), 1)  # fmt: skip
+    assert [x.article_id for x in top] == [a]
+    assert top[0].fingerprint.terms == ("tokyo", "austin")
+
+
+def test_rereport_joins_the_story(repo: SQLRepository) -> None:
+    first = repo.add_article(_intent(1), T0)
+    story = repo.get_article(first)["story_id"]  # type: ignore[index]
+    second = repo.add_article(_intent(2, story=story), T0 + timedelta(hours=3))
+    assert repo.get_article(second)["story_id"] == story  # type: ignore[index]
+    info = repo.get_story(story)
+    assert info is not None and info["articles"] == 2 and info["alerted"] is False
+
+
+def test_sources_claim_lease_and_poll(repo: SQLRepository) -> None:
+    repo.sync_sources([("a", "https://a.example/rss", "feed"),
+                       ("b", "https://b.example/rss", "feed")], T0)  # fmt: skip
+    first = repo.claim_sources(T0, "one", timedelta(minutes=2))
+    assert {s.name for s in first} == {"a", "b"}
+    assert repo.claim_sources(T0, "two", timedelta(minutes=2)) == []  # leased
+    taken = repo.claim_sources(T0 + timedelta(minutes=3), "two", timedelta(minutes=2))
+    assert {s.name for s in taken} == {"a", "b"}  # an expired lease is taken over
+    repo.record_poll(PollIntent(source="a", polled_at=T0, next_poll_at=T0 + timedelta(hours=1),
+                                ok=True, etag='"e1"', new_entries=3))  # fmt: skip
+    repo.record_poll(PollIntent(source="b", polled_at=T0, next_poll_at=T0 + timedelta(hours=1),
+                                ok=False, error="HTTPStatusError: 410",
+                                disabled_reason="410 Gone"))  # fmt: skip
+    later = T0 + timedelta(hours=2)
+    due = repo.claim_sources(later, "one", timedelta(minutes=2))
+    assert [s.name for s in due] == ["a"] and due[0].etag == '"e1"'
+    rows = {r["name"]: r for r in repo.get_sources()}
+    assert rows["a"]["entries_total"] == 3 and rows["b"]["consecutive_failures"] == 1
+    repo.sync_sources([("a", "https://a.example/rss", "feed")], later)
+    assert {r["name"]: r["enabled"] for r in repo.get_sources()} == {"a": True, "b": False}
+
+
+def test_retry_after_is_honoured_by_claim_all(repo: SQLRepository) -> None:
+    repo.sync_sources([("a", "https://a.example/rss", "feed")], T0)
+    repo.claim_sources(T0, "one", timedelta(minutes=2))
+    until = T0 + timedelta(hours=1)
+    repo.record_poll(PollIntent(source="a", polled_at=T0, next_poll_at=until, ok=False,
+                                error="429", retry_after_until=until))  # fmt: skip
+    assert repo.claim_sources(T0, "one", timedelta(minutes=2), all_enabled=True) == []
+    assert len(repo.claim_sources(until, "one", timedelta(minutes=2), all_enabled=True)) == 1
+
+
+def test_outbox_claim_send_fail_dead_requeue(repo: SQLRepository) -> None:
+    repo.add_article(_intent(1, alerts=(_alert("desk"), _alert("chat"))), T0)
+    items = repo.claim_alerts(T0, "one", timedelta(minutes=2))
+    assert sorted(i.target for i in items) == ["chat", "desk"]
+    assert repo.claim_alerts(T0, "two", timedelta(minutes=2)) == []
+    desk = next(i for i in items if i.target == "desk")
+    chat = next(i for i in items if i.target == "chat")
+    assert desk.alert.highlights == ((0, 4),) and desk.alert.published == T0
+    repo.mark_sent(desk.id, T0)
+    repo.mark_failed(chat.id, "HTTP 500", retry_at=T0 + timedelta(seconds=30))
+    assert repo.get_outbox_summary()["retrying"] == 1
+    assert repo.claim_alerts(T0 + timedelta(seconds=10), "one", timedelta(minutes=2)) == []
+    again = repo.claim_alerts(T0 + timedelta(seconds=31), "one", timedelta(minutes=2))
+    assert [i.target for i in again] == ["chat"]
+    repo.mark_failed(again[0].id, "HTTP 400", retry_at=None)
+    summary = repo.get_outbox_summary()
+    assert summary["dead"] == 1 and summary["dead_letters"][0]["reason"] == "HTTP 400"
+    assert repo.requeue_dead(T0) == 1
+    assert [i.target for i in repo.claim_alerts(T0, "one", timedelta(minutes=2))] == ["chat"]
+    assert len(repo.get_sent_alerts(T0 - timedelta(days=1))) == 1
+
+
+def test_merge_and_split(repo: SQLRepository) -> None:
+    a = repo.add_article(_intent(1), T0)
+    b = repo.add_article(_intent(2), T0)
+    sa, sb = (repo.get_article(x)["story_id"] for x in (a, b))  # type: ignore[index]
+    assert repo.merge_stories(sa, sb) == 1
+    assert repo.get_article(b)["story_id"] == sa  # type: ignore[index]
+    c = repo.add_article(_intent(3, story=sb), T0)  # a late article of the merged story
+    assert repo.get_article(c)["story_id"] == sa  # type: ignore[index]
+    new = repo.split_article(b, T0)
+    assert repo.get_article(b)["story_id"] == new != sa  # type: ignore[index]
+    with pytest.raises(StorageError):
+        repo.merge_stories(sa, sa)
+
+
+def test_naive_datetime_is_refused(repo: SQLRepository) -> None:
+    with pytest.raises((StorageError, ValueError)):
+        repo.sync_sources([("a", "https://a.example/", "feed")], datetime(2024, 1, 1))
+
+
+def test_unreachable_database_is_a_storage_error(tmp_path: object) -> None:
+    with pytest.raises(StorageError) as info:
+        make_repository("postgresql+psycopg://user:topsecret@127.0.0.1:1/none")
+    assert "topsecret" not in str(info.value)
