@@ -12,6 +12,7 @@
     monitor story merge A B | story split ARTICLE_ID
     monitor outbox retry
     monitor notify test NAME
+    monitor db upgrade
 
 ``--config PATH`` is accepted before or after the verb (else ``$MONITOR_CONFIG``, else
 ``config/monitor.yaml``). Errors print one clear message and exit 2, never a traceback.
@@ -77,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     outbox = sub.add_parser("outbox", parents=[common], help="the alert queue")
     outbox.add_argument("action", choices=["retry"])
 
+    db = sub.add_parser("db", parents=[common], help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+
     notify = sub.add_parser("notify", parents=[common], help="notifier tools")
     notify.add_argument("action", choices=["test"])
     notify.add_argument("name")
@@ -116,7 +120,8 @@ def _dispatch(args: argparse.Namespace) -> int:
               f"{len(config.watchlists)} watchlists, {len(config.notifiers)} notifiers)")  # fmt: skip
         return 0
     handlers = {"run": _run, "status": _status, "alerts": _alerts, "check": _check,
-                "explain": _explain, "story": _story, "outbox": _outbox, "notify": _notify}  # fmt: skip
+                "explain": _explain, "story": _story, "outbox": _outbox, "notify": _notify,
+                "db": _db}  # fmt: skip
     return handlers[args.verb](args, config)
 
 
@@ -205,6 +210,20 @@ def _outbox(args: argparse.Namespace, config: Config) -> int:
     with ExitStack() as stack:
         n = _open(config, stack).requeue_dead(datetime.now(UTC))
     print(f"{n} dead letters queued again")
+    return 0
+
+
+def _db(args: argparse.Namespace, config: Config) -> int:
+    from storage import make_repository
+    from storage.schema import current_revision, upgrade
+
+    repo = make_repository(config.database, create=False)
+    try:
+        before = current_revision(repo.engine)
+        after = upgrade(repo.engine)
+    finally:
+        repo.close()
+    print(f"schema at revision {after}" + (f" (was {before})" if before != after else ""))
     return 0
 
 

@@ -28,7 +28,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 __all__ = [
-    "SCHEMA_VERSION",
     "UTCDateTime",
     "article_bands",
     "article_keys",
@@ -41,8 +40,6 @@ __all__ = [
     "sources",
     "stories",
 ]
-
-SCHEMA_VERSION = 1
 
 metadata = MetaData()
 

@@ -107,21 +107,14 @@ class SQLRepository:
     # -- lifecycle ---------------------------------------------------------------------
 
     def create(self) -> None:
-        """Create the schema if missing; refuse a database of a newer schema.
+        """Create or migrate the schema to this code's revision; refuse a newer one.
 
         Raises:
             StorageError: the database is newer than this code, or unreachable.
         """
-        with self._tx() as conn:
-            m.metadata.create_all(conn)
-            found = conn.execute(select(m.meta.c.value).where(m.meta.c.key == "schema")).scalar()
-            if found is None:
-                conn.execute(insert(m.meta).values(key="schema", value=str(m.SCHEMA_VERSION)))
-            elif int(found) > m.SCHEMA_VERSION:
-                raise StorageError(
-                    f"database schema version {found} is newer than this code "
-                    f"({m.SCHEMA_VERSION}); upgrade the monitor"
-                )
+        from .schema import upgrade
+
+        upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text
 
 from monitor.errors import StorageError
 from monitor.types import (
@@ -65,9 +65,36 @@ def _alert(target: str = "desk") -> AlertIntent:
 
 def test_schema_newer_than_code_is_refused(repo: SQLRepository) -> None:
     with repo.engine.begin() as conn:
-        conn.execute(update(m.meta).where(m.meta.c.key == "schema").values(value="999"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(StorageError, match="newer than this code"):
         repo.create()
+
+
+def test_migrations_from_empty_database_reach_head(db_url: str) -> None:
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine, inspect
+
+    from storage.schema import HEAD, MIGRATIONS, current_revision, upgrade
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD
+    engine = create_engine(db_url)
+    try:
+        assert current_revision(engine) is None
+        assert upgrade(engine) == HEAD
+        tables = set(inspect(engine).get_table_names())
+        assert set(m.metadata.tables) <= tables
+        assert upgrade(engine) == HEAD  # idempotent
+        with engine.connect() as conn:  # the migrations build exactly the models' schema
+            from alembic.autogenerate import compare_metadata
+            from alembic.migration import MigrationContext
+
+            ctx = MigrationContext.configure(conn, opts={"compare_type": False})
+            assert compare_metadata(ctx, m.metadata) == []
+    finally:
+        engine.dispose()
 
 
 def test_article_round_trip_keeps_text_and_utc(repo: SQLRepository) -> None:
