@@ -1,0 +1,134 @@
+"""Normalize: pure functions that turn a parsed ``Entry`` into an ``Article``.
+
+- ``clean_text``: HTML or text to plain text (beautifulsoup4 with lxml): tags removed,
+  entities decoded, whitespace collapsed, NUL, control characters and lone surrogates
+  removed. Idempotent: text that still decodes (double-escaped feeds, ``&amp;lt;p&amp;gt;``)
+  is cleaned again until it is stable.
+- ``canonical_url``: the level-1 dedupe key (issue 3); see ``monitor._canonical_url``.
+- ``normalize``: title and body cleaned, dates in UTC with far-future ones clamped to
+  the fetch time, canonical URL from the link.
+
+No clock, no I/O: ``now`` and ``fetched`` are parameters.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime, timedelta
+
+from bs4 import BeautifulSoup, Comment, Doctype, ProcessingInstruction
+
+from monitor._canonical_url import canonical_url
+from monitor.types import Article, Entry
+
+__all__ = ["canonical_url", "clean_text", "normalize", "strip_invalid"]
+
+FUTURE_SLACK = timedelta(days=1)  # publish dates beyond now + this are clamped (issue 6)
+_MAX_PASSES = 8  # clean_text repeats until stable; real double-escaping needs 2 or 3
+_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*>", re.IGNORECASE)
+_BLOCKS = (
+    "address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 "
+    "h4 h5 h6 header hr li main nav ol p pre section table td th tr ul"
+).split()
+
+
+def strip_invalid(text: str) -> str:
+    """Remove NUL, other C0 controls (not tab/newline/CR), DEL, lone surrogates and
+    the non-characters U+FFFE/U+FFFF."""
+    return _INVALID.sub("", text)
+
+
+def clean_text(text: str) -> str:
+    """Turn HTML or text into one line of plain text.
+
+    Args:
+        text: HTML, a fragment, or plain text (possibly with entities).
+
+    Returns:
+        Plain text with tags removed, entities decoded and whitespace collapsed;
+        ``clean_text(clean_text(x)) == clean_text(x)``.
+    """
+    for _ in range(_MAX_PASSES):
+        cleaned = _clean_once(text)
+        if cleaned == text:
+            break
+        text = cleaned
+    return text
+
+
+def _clean_once(text: str) -> str:
+    text = strip_invalid(text)
+    if "<" in text:
+        text = _html_text(text)
+    elif "&" in text:
+        text = html.unescape(text)
+    return " ".join(strip_invalid(text).split())
+
+
+def _html_text(markup: str) -> str:
+    """The text of an HTML fragment, with block elements kept apart by spaces."""
+    soup = BeautifulSoup(_XML_DECL.sub("", markup), "lxml")
+    for node in soup.find_all(string=lambda s: isinstance(s, Comment | Doctype)):
+        node.extract()
+    for node in soup.find_all(string=lambda s: isinstance(s, ProcessingInstruction)):
+        node.extract()
+    for tag in soup(["script", "style", "template", "noscript"]):
+        tag.decompose()
+    for tag in soup.find_all(_BLOCKS):
+        tag.insert_before(" ")
+        tag.insert_after(" ")
+    return soup.get_text("")
+
+
+def normalize(entry: Entry, *, fetched: datetime, now: datetime) -> Article:
+    """Turn a parsed entry into an article: plain text, canonical URL, UTC dates.
+
+    Args:
+        entry: The entry as the parser found it.
+        fetched: When the document was fetched (aware; naive is taken as UTC).
+        now: The current time, for clamping far-future dates.
+
+    Returns:
+        The article. ``published`` is None when the entry had no date (``Article.when``
+        then falls back to ``fetched``); a date after ``now + 1 day`` becomes ``fetched``.
+    """
+    fetched = _utc(fetched)
+    body = clean_text(entry.content) or clean_text(entry.summary)
+    link = _clean_ref(entry.link)
+    return Article(
+        source=clean_text(entry.source),
+        title=clean_text(entry.title),
+        body=body,
+        url=canonical_url(link) if link else None,
+        link=link,
+        guid=_clean_ref(entry.guid),
+        published=_published(entry.published, fetched=fetched, now=_utc(now)),
+        fetched=fetched,
+        author=clean_text(entry.author or "") or None,
+    )
+
+
+def _clean_ref(value: str | None) -> str | None:
+    """A link or GUID without invalid characters or surrounding whitespace."""
+    if value is None:
+        return None
+    return strip_invalid(value).strip() or None
+
+
+def _published(value: datetime | None, *, fetched: datetime, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        value = _utc(value)
+    except (OverflowError, ValueError):  # a year-1 or year-9999 date with an offset
+        return None
+    return fetched if value > now + FUTURE_SLACK else value
+
+
+def _utc(value: datetime) -> datetime:
+    """An aware UTC datetime (naive values are taken to be UTC already)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
