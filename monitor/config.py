@@ -27,6 +27,7 @@ __all__ = [
     "DigestSpec",
     "FeedConfig",
     "PollConfig",
+    "TargetConfig",
     "WatchlistConfig",
     "default_config_path",
     "load_config",
@@ -126,10 +127,18 @@ class WatchlistConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetConfig:
+    """Delivery options of one notifier (the URL itself is in ``Config.notifiers``)."""
+
+    max_per_hour: int | None = None  # beyond it, alerts roll into the next hourly digest
+    quiet_hours: Any = None  # monitor.schedule.QuietHours: non-urgent alerts wait
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     database: str
     poll: PollConfig
-    notifiers: Mapping[str, str]
+    notifiers: Mapping[str, str]  # name -> apprise URL (secrets substituted)
     aliases: Mapping[str, tuple[str, ...]]
     feeds: tuple[FeedConfig, ...]
     watchlists: tuple[WatchlistConfig, ...]
@@ -139,6 +148,8 @@ class Config:
     proxy: str | None = None
     secrets: frozenset[str] = frozenset()
     path: Path | None = None
+    targets: Mapping[str, TargetConfig] = field(default_factory=dict)
+    on_failure: str | None = None  # notifier told of dead letters
 
     def interval(self, feed: FeedConfig) -> float:
         """The poll interval of one feed (its own, else the global one)."""
@@ -190,10 +201,13 @@ def parse_config(raw: Any, *, env: Mapping[str, str], path: Path | None = None) 
     secrets: set[str] = set()
     raw = _substitute(raw, env, "", problems, secrets)
     base = _base_dir(path)
+    notifiers, targets = _notifiers(raw.get("notifiers") or {}, problems)
     config = Config(
         database=_database(raw.get("database"), base, problems),
         poll=_poll(raw.get("poll") or {}, problems),
-        notifiers=_notifiers(raw.get("notifiers") or {}, problems),
+        notifiers=notifiers,
+        targets=targets,
+        on_failure=_on_failure(raw.get("on_failure"), notifiers, problems),
         aliases=_aliases(raw.get("aliases") or {}, problems),
         feeds=_feeds(raw.get("feeds") or [], problems),
         watchlists=(),
@@ -292,17 +306,51 @@ def _poll(raw: Any, problems: _Problems) -> PollConfig:
     return PollConfig(**{**{f: getattr(out, f) for f in out.__slots__}, **kwargs})
 
 
-def _notifiers(raw: Any, problems: _Problems) -> dict[str, str]:
+def _notifiers(raw: Any, problems: _Problems
+               ) -> tuple[dict[str, str], dict[str, TargetConfig]]:  # fmt: skip
+    """``name: URL`` or ``name: {url: URL, max_per_hour: N, quiet_hours: "22:00-07:00 TZ"}``."""
     if not isinstance(raw, dict):
         problems.add("notifiers", "must be a mapping of name to apprise URL")
-        return {}
-    out: dict[str, str] = {}
-    for name, url in raw.items():
+        return {}, {}
+    urls: dict[str, str] = {}
+    targets: dict[str, TargetConfig] = {}
+    for name, value in raw.items():
+        path = f"notifiers.{name}"
+        options = value if isinstance(value, dict) else {"url": value}
+        url = options.get("url")
         if not isinstance(url, str) or "://" not in url:
-            problems.add(f"notifiers.{name}", "must be an apprise URL such as mailtos://…")
+            problems.add(path, "must be an apprise URL such as mailtos://…")
             continue
-        out[str(name)] = url
-    return out
+        for key in sorted(set(options) - {"url", "max_per_hour", "quiet_hours"}):
+            problems.add(f"{path}.{key}", "unknown key")
+        urls[str(name)] = url
+        targets[str(name)] = _target(options, path, problems)
+    return urls, targets
+
+
+def _target(options: dict[str, Any], path: str, problems: _Problems) -> TargetConfig:
+    from .schedule import parse_quiet_hours
+
+    limit = options.get("max_per_hour")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        problems.add(f"{path}.max_per_hour", "must be a whole number >= 1")
+        limit = None
+    quiet = None
+    if options.get("quiet_hours") is not None:
+        try:
+            quiet = parse_quiet_hours(options["quiet_hours"])
+        except ValueError as exc:
+            problems.add(f"{path}.quiet_hours", str(exc))
+    return TargetConfig(max_per_hour=limit, quiet_hours=quiet)
+
+
+def _on_failure(value: Any, notifiers: Mapping[str, str], problems: _Problems) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in notifiers:
+        problems.add("on_failure", f"unknown notifier {value!r}")
+        return None
+    return value
 
 
 def _aliases(raw: Any, problems: _Problems) -> dict[str, tuple[str, ...]]:

@@ -2,13 +2,17 @@
 
 ::
 
-    claim due outbox rows      storage (lease)                          I/O
-    group by target            one worker per target                    parallel
-    send                       notify.Notifier.send → Delivery          I/O
-    mark                       sent │ retry at backoff │ dead letter     I/O
+    claim due outbox rows       storage (lease, SKIP LOCKED)               I/O
+    group by target             one worker per target                      parallel
+    hold                        quiet hours │ max_per_hour → next digest
+    send                        one alert │ one digest per schedule         I/O (notify)
+    mark                        sent │ retry at backoff │ dead letter       I/O
 
 At-least-once: a row is marked only after its send returns, so a process killed between
 the two sends it again once its lease expires (the idempotency key travels with it).
+Digest rows are queued with ``next_attempt_at`` at their digest time, so what is due is
+decided by the database: a digest missed while the daemon was down goes out at the next
+start, and two daemons never claim the same rows.
 """
 
 from __future__ import annotations
@@ -16,16 +20,17 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .config import Config
+from .config import Config, DigestSpec, TargetConfig
 from .errors import ConfigError
 from .pipeline import CONSOLE, redact_secrets
-from .types import Delivery, DeliveryOutcome, OutboxItem
+from .schedule import next_digest_at, quiet_until
+from .types import Alert, Delivery, DeliveryOutcome, OutboxItem
 
 __all__ = ["DeliverStats", "Deliverer", "retry_delay"]
 
@@ -35,6 +40,7 @@ LEASE = timedelta(minutes=2)
 FIRST_RETRY = 30.0  # seconds
 MAX_DELAY = 3600.0
 MAX_ATTEMPTS = 30  # about a day of trying with the delays above
+OVERFLOW = "hourly"  # where alerts past max_per_hour go
 
 
 def retry_delay(attempts: int, *, first: float = FIRST_RETRY, cap: float = MAX_DELAY,
@@ -53,17 +59,22 @@ class DeliverStats:
     sent: int = 0
     retrying: int = 0
     dead: int = 0
+    held: int = 0
+    digests: int = 0
+
+    def add(self, other: DeliverStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 class Deliverer:
     """Sends what the outbox holds, each target on its own.
 
     Args:
-        config: the validated config (notifier URLs, secrets to redact).
+        config: the validated config (notifier URLs and options, secrets to redact).
         repo: the storage.
         clock: the current UTC time.
-        notifiers: ready notifiers by name (tests and ``notify test``); others are made
-            from the config on first use.
+        notifiers: ready notifiers by name; others are made from the config on first use.
     """
 
     def __init__(self, config: Config, repo: Any,
@@ -86,43 +97,86 @@ class Deliverer:
             self._notifiers[name] = make_notifier(name, url)
         return self._notifiers[name]
 
-    def deliver_due(self, *, limit: int = 200) -> DeliverStats:
-        """Send every immediate alert that is due now; return what happened."""
+    def deliver_due(self, *, limit: int = 500) -> DeliverStats:
+        """Send every alert and digest that is due now; return what happened."""
         stats = DeliverStats()
         items = self.repo.claim_alerts(self.clock(), self.owner, LEASE, limit=limit)
-        if not items:
-            return stats
         by_target: dict[str, list[OutboxItem]] = defaultdict(list)
         for item in items:
             by_target[item.target].append(item)
-        with ThreadPoolExecutor(max_workers=min(8, len(by_target))) as pool:
-            for result in pool.map(self._send_all, by_target.values()):
-                stats.sent += result.sent
-                stats.retrying += result.retrying
-                stats.dead += result.dead
+        if by_target:
+            with ThreadPoolExecutor(max_workers=min(8, len(by_target))) as pool:
+                for result in pool.map(self._deliver_target, by_target.items()):
+                    stats.add(result)
         return stats
 
-    def _send_all(self, items: list[OutboxItem]) -> DeliverStats:
+    # -- one target --------------------------------------------------------------------
+
+    def _deliver_target(self, job: tuple[str, list[OutboxItem]]) -> DeliverStats:
+        target, items = job
         stats = DeliverStats()
-        for item in items:
-            outcome = self._send(item)
-            if outcome is DeliveryOutcome.SENT:
-                stats.sent += 1
-            elif outcome is DeliveryOutcome.RETRY:
-                stats.retrying += 1
-            else:
-                stats.dead += 1
+        options = self.config.targets.get(target, TargetConfig())
+        now = self.clock()
+        quiet_end = quiet_until(options.quiet_hours, now)
+        held = [i for i in items if quiet_end and not i.alert.urgent]
+        for item in held:
+            self.repo.defer_alert(item.id, quiet_end)  # type: ignore[arg-type]
+        stats.held += len(held)
+        ready = [i for i in items if i not in held]
+        singles = [i for i in ready if i.digest == "immediate"]
+        stats.add(self._send_singles(target, singles, options, now))
+        groups: dict[str, list[OutboxItem]] = defaultdict(list)
+        for item in ready:
+            if item.digest != "immediate":
+                groups[item.digest].append(item)
+        for spec, group in groups.items():
+            stats.add(self._send_digest(target, spec, group))
         return stats
 
-    def _send(self, item: OutboxItem) -> DeliveryOutcome:
+    def _send_singles(self, target: str, items: Sequence[OutboxItem], options: TargetConfig,
+                      now: datetime) -> DeliverStats:  # fmt: skip
+        stats = DeliverStats()
+        budget = None
+        if options.max_per_hour is not None:
+            budget = options.max_per_hour - self.repo.count_sent(target, now - timedelta(hours=1))
+        for item in items:
+            if budget is not None and budget <= 0 and not item.alert.urgent:
+                until = next_digest_at(DigestSpec(kind=OVERFLOW), now)
+                self.repo.defer_alert(item.id, until, digest=OVERFLOW)
+                stats.held += 1
+                continue
+            delivery = self._call(target, lambda n, i=item: n.send(i.alert))
+            outcome = self._record(item, delivery)
+            _count(stats, outcome)
+            if outcome is DeliveryOutcome.SENT and budget is not None:
+                budget -= 1
+        return stats
+
+    def _send_digest(self, target: str, spec: str, items: Sequence[OutboxItem]) -> DeliverStats:
+        stats = DeliverStats(digests=1)
+        alerts = [self._with_story_sources(a) for a in _one_per_story(items)]
+        title = f"{spec.split()[0].capitalize()} digest: {len(alerts)} stories"
+        delivery = self._call(target, lambda n: n.send_digest(alerts, title=title))
+        for item in items:
+            _count(stats, self._record(item, delivery))
+        log.info("digest.%s target=%s spec=%r stories=%d", delivery.outcome.value, target, spec,
+                 len(alerts))  # fmt: skip
+        return stats
+
+    def _with_story_sources(self, alert: Alert) -> Alert:
+        story = self.repo.get_story(alert.story_id)
+        if not story or not story["sources"]:
+            return alert
+        return replace(alert, sources=tuple(story["sources"]))
+
+    def _call(self, target: str, send: Callable[[Any], Delivery]) -> Delivery:
         try:
-            delivery: Delivery = self.notifier(item.target).send(item.alert)
+            return send(self.notifier(target))
         except ConfigError as exc:
-            delivery = Delivery(DeliveryOutcome.PERMANENT, error=str(exc))
+            return Delivery(DeliveryOutcome.PERMANENT, error=str(exc))
         except Exception as exc:  # a notifier bug must not lose the alert
-            log.exception("alert.send_crashed target=%s", item.target)
-            delivery = Delivery(DeliveryOutcome.RETRY, error=f"{type(exc).__name__}")
-        return self._record(item, delivery)
+            log.exception("alert.send_crashed target=%s", target)
+            return Delivery(DeliveryOutcome.RETRY, error=type(exc).__name__)
 
     def _record(self, item: OutboxItem, delivery: Delivery) -> DeliveryOutcome:
         now = self.clock()
@@ -136,6 +190,7 @@ class Deliverer:
             self.repo.mark_failed(item.id, error, retry_at=None)
             log.error("alert.dead key=%s target=%s attempts=%d error=%s", item.key,
                       item.target, attempts, error)  # fmt: skip
+            self._tell_failure(item, error)
             return DeliveryOutcome.PERMANENT
         delay = retry_delay(attempts)
         if delivery.retry_after:
@@ -144,3 +199,37 @@ class Deliverer:
         log.warning("alert.retry key=%s target=%s attempts=%d in=%.0fs error=%s", item.key,
                     item.target, attempts, delay, error)  # fmt: skip
         return DeliveryOutcome.RETRY
+
+    def _tell_failure(self, item: OutboxItem, error: str) -> None:
+        """Tell the ``on_failure`` notifier of a dead letter (best effort, never recursive)."""
+        name = self.config.on_failure
+        if name is None or name == item.target:
+            return
+        alert = Alert(key=f"dead:{item.key}", watchlist=item.watchlist, target=name,
+                      story_id=item.alert.story_id,
+                      title=f"Alert to {item.target} failed: {item.alert.title}",
+                      source=item.alert.source, link=item.alert.link,
+                      published=item.alert.published,
+                      snippet=f"Delivery to {item.target} gave up: {error}",
+                      terms=item.alert.terms, urgent=True)  # fmt: skip
+        delivery = self._call(name, lambda n: n.send(alert))
+        if delivery.outcome is not DeliveryOutcome.SENT:
+            log.error("alert.on_failure_failed target=%s error=%s", name,
+                      redact_secrets(delivery.error or "", self.config.secrets))  # fmt: skip
+
+
+def _one_per_story(items: Sequence[OutboxItem]) -> list[Alert]:
+    """The digest's stories: one alert per story, in queue order."""
+    seen: dict[int, Alert] = {}
+    for item in items:
+        seen.setdefault(item.alert.story_id, item.alert)
+    return list(seen.values())
+
+
+def _count(stats: DeliverStats, outcome: DeliveryOutcome) -> None:
+    if outcome is DeliveryOutcome.SENT:
+        stats.sent += 1
+    elif outcome is DeliveryOutcome.RETRY:
+        stats.retrying += 1
+    else:
+        stats.dead += 1

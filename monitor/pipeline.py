@@ -33,6 +33,7 @@ from .config import Config, FeedConfig
 from .errors import FetchError, HTTPStatusError, MonitorError, ParseError
 from .match import Matcher, make_snippet, parse_query
 from .normalize import normalize
+from .schedule import next_digest_at
 from .types import (
     AlertIntent,
     Article,
@@ -178,6 +179,10 @@ class Pipeline:
             stats.failed += 1
             intent = self._failure(source, exc, now)
             log.exception("poll.error source=%s", source.name)
+        except Exception as exc:  # a bug met on one source must not stop the others
+            stats.failed += 1
+            log.critical("poll.crashed source=%s", source.name, exc_info=True)
+            intent = self._failure(source, exc, now)
         self.repo.record_poll(intent)
 
     def _process(self, source: SourceState, fstate: FeedState, fetched: Fetched,
@@ -289,10 +294,11 @@ class Pipeline:
         by_name = {w.name: w for w in self.config.watchlists}
         for match in matches:
             wl = by_name[match.watchlist]
-            payload = _payload(art, match, follows)
+            payload = {**_payload(art, match, follows), "urgent": wl.urgent}
+            due = next_digest_at(wl.digest, self.clock())
             for target in wl.notify or (CONSOLE,):
                 out.append(AlertIntent(watchlist=wl.name, target=target, digest=str(wl.digest),
-                                       payload={**payload, "target": target}))  # fmt: skip
+                                       payload={**payload, "target": target}, due=due))  # fmt: skip
         return tuple(out)
 
 

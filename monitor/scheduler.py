@@ -42,6 +42,9 @@ def run_daemon(pipeline: Any, deliverer: Any, *, stack: ExitStack,
                       id="poll", next_run_time=_now())  # fmt: skip
     scheduler.add_job(_guard(deliverer.deliver_due, "deliver"), "interval",
                       seconds=DELIVER_TICK, id="deliver", next_run_time=_now())  # fmt: skip
+    for spec in _digest_specs(pipeline.config):
+        scheduler.add_job(_guard(deliverer.deliver_due, f"digest {spec}"), _cron(spec),
+                          id=f"digest:{spec}")  # fmt: skip
     _install_signals(stop)
     scheduler.start()
     log.info("daemon.started poll_tick=%ss", POLL_TICK)
@@ -52,6 +55,25 @@ def run_daemon(pipeline: Any, deliverer: Any, *, stack: ExitStack,
         log.info("daemon.stopping")
         scheduler.shutdown(wait=True)
         log.info("daemon.stopped")
+
+
+def _digest_specs(config: Any) -> list[Any]:
+    specs = {str(w.digest): w.digest for w in config.watchlists if w.digest.kind != "immediate"}
+    if any(t.max_per_hour for t in config.targets.values()):
+        from .config import DigestSpec
+
+        specs.setdefault("hourly", DigestSpec(kind="hourly"))
+    return list(specs.values())
+
+
+def _cron(spec: Any) -> Any:
+    """A cron trigger at the digest's times. It only wakes delivery early: what is due is
+    read from the database, so a missed digest still goes out at the next tick."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    if spec.kind == "hourly":
+        return CronTrigger(minute=0, second=1, timezone="UTC")
+    return CronTrigger(hour=spec.at.hour, minute=spec.at.minute, second=1, timezone=spec.tz)
 
 
 def _now() -> Any:

@@ -198,6 +198,7 @@ class Alert:
     highlights: tuple[tuple[int, int], ...] = ()  # spans of matched text within snippet
     follows: str | None = None  # title of the earlier related story
     sources: tuple[str, ...] = ()
+    urgent: bool = False  # passes through quiet hours
 
 
 class DeliveryOutcome(str, Enum):
@@ -227,6 +228,7 @@ class AlertIntent:
     target: str
     digest: str
     payload: dict[str, Any]
+    due: datetime | None = None  # when to send: now, or the next digest time
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ def _alert_from_row(row: Any) -> Alert:
     payload["highlights"] = tuple((int(a), int(b)) for a, b in payload.get("highlights") or ())
     published = payload.get("published")
     payload["published"] = datetime.fromisoformat(published) if published else None
+    payload["urgent"] = bool(payload.get("urgent", False))
     return Alert(key=row.key, story_id=row.story_id, **payload)
 
 
@@ -293,7 +294,7 @@ class SQLRepository:
                     key=key, story_id=story_id, article_id=article_id,
                     watchlist=alert.watchlist, target=alert.target, payload=alert.payload,
                     status="pending", digest=alert.digest, attempts=0,
-                    next_attempt_at=now, created_at=now))  # fmt: skip
+                    next_attempt_at=alert.due or now, created_at=now))  # fmt: skip
         return article_id
 
     def _story_for(self, conn: Connection, intent: ArticleIntent, now: datetime) -> int:
@@ -423,10 +424,11 @@ class SQLRepository:
     # -- outbox ------------------------------------------------------------------------
 
     def claim_alerts(self, now: datetime, owner: str, lease: timedelta, *,
-                     limit: int = 100, digest: str = "immediate") -> list[OutboxItem]:  # fmt: skip
-        """Lease the pending alerts due now; a killed daemon's lease expires."""
+                     limit: int = 500) -> list[OutboxItem]:  # fmt: skip
+        """Lease the pending alerts (immediate or digest) due now; a killed daemon's lease
+        expires and another daemon takes the rows over."""
         o = m.outbox.c
-        cond = and_(o.status == "pending", o.next_attempt_at <= now, o.digest == digest,
+        cond = and_(o.status == "pending", o.next_attempt_at <= now,
                     or_(o.lease_until.is_(None), o.lease_until < now))  # fmt: skip
         with self._tx() as conn:
             q = select(m.outbox).where(cond).order_by(o.id).limit(limit)
@@ -456,6 +458,24 @@ class SQLRepository:
             values["next_attempt_at"] = retry_at
         with self._tx() as conn:
             conn.execute(update(m.outbox).where(m.outbox.c.id == item_id).values(**values))
+
+    def defer_alert(self, item_id: int, until: datetime, *, digest: str | None = None) -> None:
+        """Hold a claimed alert until ``until`` (quiet hours, rate limit) without counting
+        an attempt; ``digest`` moves it into a digest."""
+        values: dict[str, Any] = {"next_attempt_at": until, "lease_owner": None,
+                                  "lease_until": None}  # fmt: skip
+        if digest is not None:
+            values["digest"] = digest
+        with self._tx() as conn:
+            conn.execute(update(m.outbox).where(m.outbox.c.id == item_id).values(**values))
+
+    def count_sent(self, target: str, since: datetime) -> int:
+        """Alerts sent to ``target`` since ``since`` (for ``max_per_hour``)."""
+        o = m.outbox.c
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count()).where(
+                o.target == target, o.status == "sent", o.digest == "immediate",
+                o.sent_at >= since)).scalar_one())  # fmt: skip
 
     def requeue_dead(self, now: datetime) -> int:
         """Put every dead letter back in the queue. Returns how many."""
