@@ -155,7 +155,7 @@ class Deliverer:
     def _send_digest(self, target: str, spec: str, items: Sequence[OutboxItem]) -> DeliverStats:
         stats = DeliverStats(digests=1)
         alerts = [self._with_story_sources(a) for a in _one_per_story(items)]
-        title = f"{spec.split()[0].capitalize()} digest: {len(alerts)} stories"
+        title = f"{spec.split()[0].capitalize()} digest"
         delivery = self._call(target, lambda n: n.send_digest(alerts, title=title))
         for item in items:
             _count(stats, self._record(item, delivery))
