@@ -7,15 +7,18 @@ tests close them the same way, in reverse order.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from .config import Config
+from .errors import MonitorError
 
-__all__ = ["SEED_DATE", "Runtime", "open_repository", "open_runtime"]
+__all__ = ["SEED_DATE", "Runtime", "lock_sqlite", "open_repository", "open_runtime"]
 
 log = logging.getLogger("monitor.app")
 
@@ -39,6 +42,44 @@ def open_repository(config: Config, stack: ExitStack) -> Any:
     return repo
 
 
+def lock_sqlite(config: Config, stack: ExitStack) -> bool:
+    """Hold the one-daemon lock of a SQLite database file, for as long as ``stack`` lives.
+
+    SQLite has a single writer, so one daemon per file: a second one is refused with the
+    process that holds the file. PostgreSQL needs no lock (work is claimed with leases).
+
+    Returns:
+        True when a SQLite lock is now held; False for other databases.
+
+    Raises:
+        MonitorError: another daemon holds the file.
+    """
+    url = config.database
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return False
+    import fcntl
+
+    db = Path(url[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = db.with_name(db.name + ".lock")
+    handle = open(lock_path, "a+")  # noqa: SIM115 - closed by the stack
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise MonitorError(f"another monitor daemon (pid {holder}) is running on {db}; "
+                           "SQLite allows one daemon per file: stop it, or move to "
+                           "PostgreSQL to run several") from None  # fmt: skip
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    stack.callback(handle.close)
+    return True
+
+
 def open_runtime(config: Config, stack: ExitStack, *,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  notifiers: Mapping[str, Any] | None = None) -> Runtime:  # fmt: skip
@@ -56,7 +97,10 @@ def open_runtime(config: Config, stack: ExitStack, *,
     from .fetch import HTTPFetcher
     from .pipeline import Pipeline
 
+    sole = lock_sqlite(config, stack)
     repo = open_repository(config, stack)
+    if sole:  # no other daemon can hold a lease on this file: a killed one's are stale
+        repo.release_leases()
     fetcher = HTTPFetcher(user_agent=config.user_agent, allow_private=config.allow_private,
                           proxy=config.proxy)  # fmt: skip
     stack.callback(fetcher.close)

@@ -150,6 +150,7 @@ class Config:
     path: Path | None = None
     targets: Mapping[str, TargetConfig] = field(default_factory=dict)
     on_failure: str | None = None  # notifier told of dead letters
+    lease: float = 120.0  # seconds a claimed source or alert stays with its daemon
 
     def interval(self, feed: FeedConfig) -> float:
         """The poll interval of one feed (its own, else the global one)."""
@@ -208,6 +209,7 @@ def parse_config(raw: Any, *, env: Mapping[str, str], path: Path | None = None) 
         notifiers=notifiers,
         targets=targets,
         on_failure=_on_failure(raw.get("on_failure"), notifiers, problems),
+        lease=_lease(raw.get("lease", "2m"), problems),
         aliases=_aliases(raw.get("aliases") or {}, problems),
         feeds=_feeds(raw.get("feeds") or [], problems),
         watchlists=(),
@@ -342,6 +344,17 @@ def _target(options: dict[str, Any], path: str, problems: _Problems) -> TargetCo
         except ValueError as exc:
             problems.add(f"{path}.quiet_hours", str(exc))
     return TargetConfig(max_per_hour=limit, quiet_hours=quiet)
+
+
+def _lease(value: Any, problems: _Problems) -> float:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        problems.add("lease", str(exc))
+        return 120.0
+    if seconds < 1:
+        problems.add("lease", "must be at least 1s")
+    return seconds
 
 
 def _on_failure(value: Any, notifiers: Mapping[str, str], problems: _Problems) -> str | None:

@@ -18,7 +18,9 @@ start, and two daemons never claim the same rows.
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +38,6 @@ __all__ = ["DeliverStats", "Deliverer", "retry_delay"]
 
 log = logging.getLogger("monitor.deliver")
 
-LEASE = timedelta(minutes=2)
 FIRST_RETRY = 30.0  # seconds
 MAX_DELAY = 3600.0
 MAX_ATTEMPTS = 30  # about a day of trying with the delays above
@@ -84,7 +85,7 @@ class Deliverer:
         self.repo = repo
         self.clock = clock
         self._notifiers: dict[str, Any] = dict(notifiers or {})
-        self.owner = f"deliver:{id(self)}"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:deliver"
 
     def notifier(self, name: str) -> Any:
         """The notifier called ``name`` (``console`` prints to standard output)."""
@@ -100,7 +101,8 @@ class Deliverer:
     def deliver_due(self, *, limit: int = 500) -> DeliverStats:
         """Send every alert and digest that is due now; return what happened."""
         stats = DeliverStats()
-        items = self.repo.claim_alerts(self.clock(), self.owner, LEASE, limit=limit)
+        items = self.repo.claim_alerts(self.clock(), self.owner, timedelta(seconds=self.config.lease),
+                                       limit=limit)  # fmt: skip
         by_target: dict[str, list[OutboxItem]] = defaultdict(list)
         for item in items:
             by_target[item.target].append(item)

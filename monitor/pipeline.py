@@ -51,7 +51,6 @@ __all__ = ["CycleStats", "Pipeline", "item_key", "redact_secrets"]
 
 log = logging.getLogger("monitor.pipeline")
 
-LEASE = timedelta(minutes=2)
 MAX_BACKOFF = timedelta(hours=6)
 CONSOLE = "console"
 
@@ -110,6 +109,7 @@ class Pipeline:
         self.matcher = Matcher({w.name: parse_query(w.query, config.aliases)
                                 for w in config.watchlists})  # fmt: skip
         self._feeds = {f.name: f for f in config.feeds}
+        self.lease = timedelta(seconds=config.lease)
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -144,7 +144,8 @@ class Pipeline:
 
         stats = CycleStats()
         now = self.clock()
-        states = self.repo.claim_sources(now, self.owner, LEASE, all_enabled=all_enabled)
+        states = self.repo.claim_sources(now, self.owner, self.lease,
+                                          all_enabled=all_enabled)  # fmt: skip
         if not states:
             return stats
         by_name = {s.name: s for s in states}

@@ -129,6 +129,13 @@ class SQLRepository:
             detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
             raise StorageError(f"database error: {type(exc).__name__}: {detail}") from exc
 
+    def release_leases(self) -> None:
+        """Drop every lease (only for a database one daemon owns alone, e.g. SQLite)."""
+        with self._tx() as conn:
+            for table in (m.sources, m.outbox):
+                conn.execute(update(table).where(table.c.lease_owner.is_not(None))
+                             .values(lease_owner=None, lease_until=None))  # fmt: skip
+
     def get_meta(self, key: str) -> str | None:
         with self._tx() as conn:
             return conn.execute(select(m.meta.c.value).where(m.meta.c.key == key)).scalar()
