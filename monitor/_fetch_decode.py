@@ -62,7 +62,7 @@ class _Zlib:
                 return self._drain(data, room)
             except zlib.error:
                 self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-        self._started = True
+        self._started = self._started or bool(data)
         return self._drain(data, room)
 
     def _drain(self, data: bytes, room: int) -> bytes:
@@ -78,15 +78,19 @@ class _Zlib:
         return bytes(out)
 
     def flush(self, room: int) -> bytes:
-        return b"" if self._obj.eof else self._obj.flush(room + 1)
+        if not self._started or self._obj.eof:
+            return b""
+        raise zlib.error("the compressed stream ends early")
 
 
 class _Brotli:
     def __init__(self) -> None:
         assert brotli is not None
         self._obj = brotli.Decompressor()
+        self._started = False
 
     def decode(self, data: bytes, room: int) -> bytes:
+        self._started = self._started or bool(data)
         out = bytearray(self._obj.process(data, output_buffer_limit=room + 1))
         while len(out) <= room and not self._obj.can_accept_more_data():
             more = self._obj.process(b"", output_buffer_limit=room + 1 - len(out))
@@ -96,7 +100,9 @@ class _Brotli:
         return bytes(out)
 
     def flush(self, room: int) -> bytes:
-        return b""
+        if not self._started or self._obj.is_finished():
+            return b""
+        raise brotli.error("the compressed stream ends early")
 
 
 class _Chain:

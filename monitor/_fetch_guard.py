@@ -138,7 +138,10 @@ def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
     Returns:
         The URL without userinfo, and (user, password) or None.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None  # check_url refuses it with a reason
     if "@" not in parts.netloc:
         return url, None
     userinfo, _, hostport = parts.netloc.rpartition("@")

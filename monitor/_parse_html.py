@@ -30,6 +30,7 @@ _BOILERPLATE = (
 _BLOCKS = (
     "p h1 h2 h3 h4 h5 h6 li blockquote pre div section article tr dd dt figcaption table"
 ).split()
+_BREAK = "\x1e"  # marks block boundaries; never in parsed text (strip_invalid removes it)
 _MAIN_SELECTORS = ('[itemprop="articleBody"]', "main", '[role="main"]', "#content", ".content")
 
 
@@ -40,7 +41,8 @@ def html_soup(markup: str | bytes, content_type: str = "") -> BeautifulSoup:
     parsed as HTML, which it is, on purpose).
     """
     if isinstance(markup, str):
-        return BeautifulSoup(_XML_DECL_TEXT.sub("", strip_invalid(markup)), "lxml")
+        markup = strip_invalid(markup)
+        return BeautifulSoup(_XML_DECL_TEXT.sub("", markup), "lxml")
     found = _CHARSET.search(content_type)
     if found is None and _XML_DECL.match(markup):
         found = _CHARSET.search(markup[:200].decode("latin-1").replace("encoding", "charset"))
@@ -129,11 +131,11 @@ def extract_text(html: str | bytes, *, max_chars: int = 200_000) -> str:
         tag.decompose()
     root = _main_element(soup)
     for br in root.find_all("br"):
-        br.replace_with("\n")
+        br.replace_with(_BREAK)
     for tag in root.find_all(_BLOCKS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    lines = (" ".join(strip_invalid(line).split()) for line in root.get_text("").split("\n"))
+        tag.insert_before(_BREAK)
+        tag.insert_after(_BREAK)
+    lines = (" ".join(line.split()) for line in root.get_text("").split(_BREAK))
     return "\n".join(line for line in lines if line)[:max_chars].strip()
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import time
 import xml.sax
 from collections import Counter
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
-import feedparser  # type: ignore[import-untyped]
+import feedparser  # type: ignore[import-untyped,unused-ignore]
 
 from monitor._parse_guard import entity_problem, sniff_text
 from monitor._parse_html import absolute_link, extract_text, parse_page
@@ -41,6 +42,7 @@ __all__ = ["derived_key", "extract_text", "parse_feed", "parse_page"]
 
 DERIVED_PREFIX = "derived:"  # GUIDs we made up, so storage can tell them from real ones
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 # bozo reasons that do not mean the document is broken
 _HARMLESS_BOZO: tuple[type[Exception], ...] = (
     feedparser.CharacterEncodingOverride,
@@ -79,9 +81,15 @@ def parse_feed(fetched: Fetched, source: str) -> list[Entry]:
 
 
 def _headers(fetched: Fetched) -> dict[str, str]:
-    """The response headers feedparser should see, with an absolute content location."""
+    """The real response headers, for feedparser's charset and base-URL rules.
+
+    No Content-Location is made up from the fetched URL: feedparser resolves RSS GUIDs
+    against it as if they were links, and a GUID must not change when a feed moves.
+    Links are made absolute afterwards (``_with_keys``).
+    """
     headers = {k.lower(): v for k, v in fetched.headers.items()}
-    headers["content-location"] = _base(fetched)
+    if "content-location" in headers:
+        headers["content-location"] = _base(fetched)
     return headers
 
 
@@ -95,8 +103,9 @@ def _check_feed(result: Any, fetched: Fetched, source: str) -> None:
     version, entries = result.get("version", ""), result.get("entries", [])
     bozo = result.get("bozo_exception") if result.get("bozo") else None
     if not version and _is_html(fetched):
-        media = fetched.headers.get("content-type", "text/html").split(";", 1)[0].strip()
-        raise ParseError(f"{source}: not a feed: got {media or 'text/html'} page{_title(result)}")
+        media = _media_type(fetched)
+        media = media if media in _HTML_TYPES else "text/html"
+        raise ParseError(f"{source}: not a feed: got {media} page{_page_title(fetched.content)}")
     if entries:
         return
     if bozo is not None and not isinstance(bozo, _HARMLESS_BOZO):
@@ -105,16 +114,21 @@ def _check_feed(result: Any, fetched: Fetched, source: str) -> None:
         raise ParseError(f"{source}: not a feed: no RSS, Atom or RDF root element")
 
 
+def _media_type(fetched: Fetched) -> str:
+    return fetched.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
 def _is_html(fetched: Fetched) -> bool:
-    media = fetched.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media in _HTML_TYPES:
+    if _media_type(fetched) in _HTML_TYPES:
         return True
     head = sniff_text(fetched.content[:1024]).lstrip().lower()
     return head.startswith(("<!doctype html", "<html"))
 
 
-def _title(result: Any) -> str:
-    title = clean_text(str(result.get("feed", {}).get("title", "")))
+def _page_title(data: bytes) -> str:
+    """`` (title: '...')`` for an HTML page, so a login or challenge page is recognisable."""
+    found = _HTML_TITLE.search(sniff_text(data[:65536]))
+    title = clean_text(found.group(1)) if found else ""
     return f" (title: {title[:80]!r})" if title else ""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Callable
@@ -55,10 +56,10 @@ class HTTPServer:
     Routes map a path (without query) to either a ``Response`` or a handler
     ``(Request) -> Response | None``; a handler returning None has written the answer
     itself through ``request.handler`` (for drips, hangs and other misbehaviour).
-    Every request is recorded in ``requests``.
+    Every request is recorded in ``requests``. With ``ssl_context`` it serves HTTPS.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, Response | Handler] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -97,6 +98,10 @@ class HTTPServer:
             do_GET = do_POST = do_HEAD = do_PUT = _handle
 
         self._server = _NoDelayServer(("127.0.0.1", 0), _Handler)
+        self.scheme = "http"
+        if ssl_context is not None:  # HTTPS with the caller's certificate
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -104,7 +109,7 @@ class HTTPServer:
         return int(self._server.server_address[1])
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def start(self) -> HTTPServer:
         self._thread.start()
