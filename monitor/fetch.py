@@ -208,6 +208,8 @@ class HTTPFetcher:
             if isinstance(result, Fetched):
                 return result
             status, url = result
+            if trusted and host_of(url) == origin:  # credentials only come from the config
+                url = split_userinfo(url)[0]
             moving = moving and status in _PERMANENT
             permanent = url if moving and url != job.state.url else permanent
             trusted = trusted and host_of(url) == origin
@@ -246,17 +248,20 @@ class HTTPFetcher:
 
     def _request(self, job: _Job, url: str, on_origin: bool, deadline: float) -> httpx.Request:
         state = job.state
-        headers = {
-            "User-Agent": self._user_agent,
-            "Accept": _ACCEPT.get(state.type, _ACCEPT["feed"]),
-            "Accept-Encoding": ACCEPT_ENCODING,
-        }
+        headers = httpx.Headers(
+            {
+                "User-Agent": self._user_agent,
+                "Accept": _ACCEPT.get(state.type, _ACCEPT["feed"]),
+                "Accept-Encoding": ACCEPT_ENCODING,
+            }
+        )
         if state.etag:
             headers["If-None-Match"] = state.etag
         if state.last_modified:
             headers["If-Modified-Since"] = state.last_modified
         if on_origin:  # credentials and extra headers never follow a redirect elsewhere
-            headers.update(state.headers)
+            for name, value in state.headers:  # replaces ours, whatever the case
+                headers[name] = value
             if job.auth:
                 headers["Authorization"] = job.auth
         left = max(deadline - time.monotonic(), 0.001)

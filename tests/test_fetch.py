@@ -476,8 +476,11 @@ def test_xxe_to_a_canary_url(server: HTTPServer, fetcher: HTTPFetcher, kind: str
 def test_extra_headers_and_user_agent(server: HTTPServer) -> None:
     with HTTPFetcher(user_agent="desk-monitor/1.0") as f:
         f.fetch(state(server, "/headers", headers=(("X-Api-Key", "k1"), ("Accept-Language", "ja"))))
-    sent = server.requests_to("/headers")[-1].headers
-    assert sent["User-Agent"] == "desk-monitor/1.0"
+        sent = server.requests_to("/headers")[-1].headers
+        assert sent["User-Agent"] == "desk-monitor/1.0"
+        f.fetch(state(server, "/headers", headers=(("user-agent", "per-source/2"),)))
+        raw = server.requests_to("/headers")[-1].handler.headers  # type: ignore[attr-defined]
+        assert raw.get_all("User-Agent") == ["per-source/2"]
     assert (sent["X-Api-Key"], sent["Accept-Language"]) == ("k1", "ja")
     assert "gzip" in sent["Accept-Encoding"]
 
@@ -769,3 +772,30 @@ def test_fetch_all_slow_source_does_not_hold_others(
         results.append((st.name, type(result).__name__, time.monotonic() - start))
     assert results[0][:2] == ("good", "Fetched") and results[0][2] < 1.0
     assert results[1][:2] == ("hang", "FetchTimeout") and results[1][2] < DEADLINE + SLACK
+
+
+def test_connected_peer_is_checked_after_dns(
+    server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the answer looked public when vetted, the socket lands on loopback."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from monitor._fetch_transport import GuardedBackend, Refused
+
+    backend = GuardedBackend(AddressPolicy(), ThreadPoolExecutor(max_workers=1))
+    monkeypatch.setattr(backend, "vet", lambda host, addresses: addresses)
+    with pytest.raises(Refused, match="connected to 127.0.0.1 is a loopback address"):
+        backend.connect_tcp("127.0.0.1", server.port, timeout=5)
+
+
+def test_proxy_carries_requests_and_guards_untrusted_targets(server: HTTPServer) -> None:
+    with HTTPServer() as proxy:
+        proxy.routes["http://feeds.example.test/rss"] = Response(200, RSS)
+        with HTTPFetcher(proxy=proxy.url("")) as f:
+            got = f.fetch(
+                FeedState(name="Via proxy", url="http://feeds.example.test/rss", timeout=5)
+            )
+            assert got.content == RSS
+            with pytest.raises(FetchRefused, match="loopback"):
+                f.fetch_untrusted(server.url("/feed"), timeout=5, max_bytes=MB)
+        assert len(proxy.requests) == 1
