@@ -26,7 +26,9 @@ __all__ = [
     "Config",
     "DigestSpec",
     "FeedConfig",
+    "HttpConfig",
     "PollConfig",
+    "RetentionConfig",
     "TargetConfig",
     "WatchlistConfig",
     "default_config_path",
@@ -115,6 +117,27 @@ class FeedConfig:
     enabled: bool = True
     headers: tuple[tuple[str, str], ...] = ()
     verify_tls: bool = True
+    silent_after: float | None = None  # seconds without a new entry before status says silent
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """The operations endpoint (``/healthz``, ``/readyz``, ``/metrics``); off when absent."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    @property
+    def listen(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long article bodies are kept; ``articles=None`` keeps them for ever."""
+
+    articles: float | None = None  # seconds after an article was fetched
+    batch: int = 500  # articles pruned per transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +147,7 @@ class WatchlistConfig:
     notify: tuple[str, ...] = ()
     digest: DigestSpec = field(default_factory=DigestSpec)
     urgent: bool = False
+    templates: Path | None = None  # overrides of the shipped templates for this watchlist
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +175,16 @@ class Config:
     targets: Mapping[str, TargetConfig] = field(default_factory=dict)
     on_failure: str | None = None  # notifier told of dead letters
     lease: float = 120.0  # seconds a claimed source or alert stays with its daemon
+    templates: Path | None = None  # a folder whose templates override the shipped ones
+
+    def templates_for(self, watchlist: str) -> Path | None:
+        """The template folder of a watchlist: its own, else the global one."""
+        for w in self.watchlists:
+            if w.name == watchlist and w.templates is not None:
+                return w.templates
+        return self.templates
+    http: HttpConfig | None = None  # the operations endpoint, off by default
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     def interval(self, feed: FeedConfig) -> float:
         """The poll interval of one feed (its own, else the global one)."""
@@ -210,6 +244,9 @@ def parse_config(raw: Any, *, env: Mapping[str, str], path: Path | None = None) 
         targets=targets,
         on_failure=_on_failure(raw.get("on_failure"), notifiers, problems),
         lease=_lease(raw.get("lease", "2m"), problems),
+        templates=_folder(raw.get("templates"), "templates", _base_dir(path), problems),
+        http=_http(raw.get("http"), problems),
+        retention=_retention(raw.get("retention"), problems),
         aliases=_aliases(raw.get("aliases") or {}, problems),
         feeds=_feeds(raw.get("feeds") or [], problems),
         watchlists=(),
@@ -346,6 +383,16 @@ def _target(options: dict[str, Any], path: str, problems: _Problems) -> TargetCo
     return TargetConfig(max_per_hour=limit, quiet_hours=quiet)
 
 
+def _folder(value: Any, where: str, base: Path, problems: _Problems) -> Path | None:
+    if value is None:
+        return None
+    folder = base / str(value)
+    if not folder.is_dir():
+        problems.add(where, f"no such folder: {folder}")
+        return None
+    return folder
+
+
 def _lease(value: Any, problems: _Problems) -> float:
     try:
         seconds = parse_duration(value)
@@ -355,6 +402,51 @@ def _lease(value: Any, problems: _Problems) -> float:
     if seconds < 1:
         problems.add("lease", "must be at least 1s")
     return seconds
+
+
+def _http(raw: Any, problems: _Problems) -> HttpConfig | None:
+    """``http: {listen: 127.0.0.1:8080}``; absent (or ``listen`` empty) = no endpoint."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.add("http", "must be a mapping such as {listen: 127.0.0.1:8080}")
+        return None
+    for key in sorted(set(raw) - {"listen"}):
+        problems.add(f"http.{key}", "unknown key")
+    listen = raw.get("listen")
+    if listen is None or listen == "":
+        return None
+    m = re.match(r"^(?:\[([0-9a-fA-F:.]+)\]|([^\s:\[\]]*)):(\d{1,5})$", str(listen))
+    port = int(m.group(3)) if m else -1
+    if not m or port > 65535:
+        problems.add("http.listen", f"must be HOST:PORT such as 127.0.0.1:8080, not {listen!r}")
+        return None
+    return HttpConfig(host=m.group(1) or m.group(2) or "0.0.0.0", port=port)
+
+
+def _retention(raw: Any, problems: _Problems) -> RetentionConfig:
+    """``retention: {articles: 180d, batch: 500}``; absent = bodies are kept for ever."""
+    if raw is None:
+        return RetentionConfig()
+    if not isinstance(raw, dict):
+        problems.add("retention", "must be a mapping such as {articles: 180d}")
+        return RetentionConfig()
+    for key in sorted(set(raw) - {"articles", "batch"}):
+        problems.add(f"retention.{key}", "unknown key")
+    articles = None
+    if raw.get("articles") is not None:
+        try:
+            articles = parse_duration(raw["articles"])
+        except ValueError as exc:
+            problems.add("retention.articles", str(exc))
+        else:
+            if articles < 86400:  # a bare number is seconds: refuse a typo that empties the store
+                problems.add("retention.articles", "must be at least 1d")
+    batch = raw.get("batch", 500)
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        problems.add("retention.batch", "must be a whole number >= 1")
+        batch = 500
+    return RetentionConfig(articles=articles, batch=batch)
 
 
 def _on_failure(value: Any, notifiers: Mapping[str, str], problems: _Problems) -> str | None:
@@ -415,7 +507,8 @@ def _feeds(raw: Any, problems: _Problems) -> tuple[FeedConfig, ...]:
     return tuple(feeds)
 
 
-_FEED_KEYS = {"name", "url", "type", "interval", "select", "enabled", "headers", "verify_tls"}
+_FEED_KEYS = {"name", "url", "type", "interval", "select", "enabled", "headers", "verify_tls",
+              "silent_after"}  # fmt: skip
 
 
 def _feed(item: Any, path: str, problems: _Problems) -> FeedConfig | None:
@@ -442,6 +535,15 @@ def _feed(item: Any, path: str, problems: _Problems) -> FeedConfig | None:
                 problems.add(f"{path}.interval", f"must be at least {MIN_INTERVAL:g}s")
         except ValueError as exc:
             problems.add(f"{path}.interval", str(exc))
+    silent_after = None
+    if item.get("silent_after") is not None:
+        try:
+            silent_after = parse_duration(item["silent_after"])
+        except ValueError as exc:
+            problems.add(f"{path}.silent_after", str(exc))
+        else:
+            if silent_after <= 0:
+                problems.add(f"{path}.silent_after", "must be positive")
     headers = item.get("headers") or {}
     if not isinstance(headers, dict):
         problems.add(f"{path}.headers", "must be a mapping of header to value")
@@ -455,7 +557,7 @@ def _feed(item: Any, path: str, problems: _Problems) -> FeedConfig | None:
     return FeedConfig(
         name=str(name).strip(), url=str(url), type=kind, interval=interval, select=select,
         enabled=enabled, headers=tuple((str(k), str(v)) for k, v in headers.items()),
-        verify_tls=verify,
+        verify_tls=verify, silent_after=silent_after,
     )  # fmt: skip
 
 
@@ -496,7 +598,7 @@ def _watchlists(raw: Any, config: Config, problems: _Problems) -> tuple[Watchlis
     return tuple(out)
 
 
-_WATCHLIST_KEYS = {"name", "query", "notify", "digest", "urgent"}
+_WATCHLIST_KEYS = {"name", "query", "notify", "digest", "urgent", "templates"}
 
 
 def _watchlist(item: Any, path: str, config: Config, problems: _Problems) -> WatchlistConfig | None:
@@ -528,11 +630,13 @@ def _watchlist(item: Any, path: str, config: Config, problems: _Problems) -> Wat
     for key in sorted(set(item) - _WATCHLIST_KEYS):
         problems.add(f"{path}.{key}", "unknown key")
     urgent = _bool(item, "urgent", False, path, problems)
+    templates = _folder(item.get("templates"), f"{path}.templates",
+                        _base_dir(config.path), problems)  # fmt: skip
     if len(problems.lines) > before:
         return None
     return WatchlistConfig(
         name=str(name).strip(), query=str(query), notify=tuple(notify), digest=digest,
-        urgent=urgent,
+        urgent=urgent, templates=templates,
     )  # fmt: skip
 
 

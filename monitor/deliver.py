@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from .config import Config, DigestSpec, TargetConfig
@@ -85,18 +86,26 @@ class Deliverer:
         self.repo = repo
         self.clock = clock
         self._notifiers: dict[str, Any] = dict(notifiers or {})
+        self._made: dict[tuple[str, Path | None], Any] = {}
         self.owner = f"{socket.gethostname()}:{os.getpid()}:deliver"
 
-    def notifier(self, name: str) -> Any:
-        """The notifier called ``name`` (``console`` prints to standard output)."""
-        if name not in self._notifiers:
+    def notifier(self, name: str, watchlist: str | None = None) -> Any:
+        """The notifier called ``name`` with the templates of ``watchlist``.
+
+        ``console`` prints to standard output. Notifiers are made on first use and kept.
+        """
+        templates = self.config.templates_for(watchlist) if watchlist else self.config.templates
+        key = (name, templates)
+        if key not in self._made:
+            if name in self._notifiers:
+                return self._notifiers[name]
             from .notify import make_notifier
 
             url = "console://" if name == CONSOLE else self.config.notifiers.get(name)
             if url is None:
                 raise ConfigError(f"notifier {name!r} is not configured")
-            self._notifiers[name] = make_notifier(name, url)
-        return self._notifiers[name]
+            self._made[key] = make_notifier(name, url, templates_dir=templates)
+        return self._made[key]
 
     def deliver_due(self, *, limit: int = 500) -> DeliverStats:
         """Send every alert and digest that is due now; return what happened."""
@@ -147,7 +156,7 @@ class Deliverer:
                 self.repo.defer_alert(item.id, until, digest=OVERFLOW)
                 stats.held += 1
                 continue
-            delivery = self._call(target, lambda n, i=item: n.send(i.alert))
+            delivery = self._call(target, lambda n, i=item: n.send(i.alert), item.watchlist)
             outcome = self._record(item, delivery)
             _count(stats, outcome)
             if outcome is DeliveryOutcome.SENT and budget is not None:
@@ -158,7 +167,8 @@ class Deliverer:
         stats = DeliverStats(digests=1)
         alerts = [self._with_story_sources(a) for a in _one_per_story(items)]
         title = f"{spec.split()[0].capitalize()} digest"
-        delivery = self._call(target, lambda n: n.send_digest(alerts, title=title))
+        delivery = self._call(target, lambda n: n.send_digest(alerts, title=title),
+                              items[0].watchlist)  # fmt: skip
         for item in items:
             _count(stats, self._record(item, delivery))
         log.info("digest.%s target=%s spec=%r stories=%d", delivery.outcome.value, target, spec,
@@ -171,9 +181,10 @@ class Deliverer:
             return alert
         return replace(alert, sources=tuple(story["sources"]))
 
-    def _call(self, target: str, send: Callable[[Any], Delivery]) -> Delivery:
+    def _call(self, target: str, send: Callable[[Any], Delivery],
+              watchlist: str | None = None) -> Delivery:  # fmt: skip
         try:
-            return send(self.notifier(target))
+            return send(self.notifier(target, watchlist))
         except ConfigError as exc:
             return Delivery(DeliveryOutcome.PERMANENT, error=str(exc))
         except Exception as exc:  # a notifier bug must not lose the alert

@@ -222,3 +222,23 @@ def test_no_secret_in_logs_or_database(
     for needle in (secret, token):
         assert needle not in caplog.text
         assert needle not in dump
+
+
+def test_watchlist_templates_override_the_shipped_ones(
+    tmp_path: Path, hooks: tuple[WebhookReceiver, WebhookReceiver]
+) -> None:
+    hook, _ = hooks
+    custom = tmp_path / "desk-templates"
+    custom.mkdir()
+    (custom / "alert_chat.md").write_text("DESK FORMAT {{ alert.title }}\n")
+    clock = Clock(T0)
+    path = write_config(tmp_path / "monitor.yaml", feeds=[],
+                        notifiers={"chat": hook_url(hook)}, watchlists=[
+        {"name": "drones", "query": "drone", "notify": ["chat"], "templates": str(custom)},
+        {"name": "squadrons", "query": "squadron", "notify": ["chat"]}])  # fmt: skip
+    with ExitStack() as stack:
+        rt = open_runtime(load_config(path), stack, clock=clock)
+        rt.pipeline.ingest(article(1), backlog=False, now=clock())
+        assert rt.deliverer.deliver_due().sent == 2
+    texts = sorted(str(p) for p in hook.received)
+    assert sum("DESK FORMAT" in t for t in texts) == 1
