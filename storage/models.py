@@ -141,6 +141,8 @@ articles = Table(
     UniqueConstraint("source", "item_key", name="uq_articles_item"),
     Index("ix_articles_story", "story_id"),
     Index("ix_articles_at", "at"),
+    Index("ix_articles_fetched_source", "fetched", "source"),  # entries per source in 24 h
+    Index("ix_articles_pruned_fetched", "pruned", "fetched"),  # retention finds old bodies
 )
 
 article_keys = Table(

@@ -136,6 +136,11 @@ class SQLRepository:
                 conn.execute(update(table).where(table.c.lease_owner.is_not(None))
                              .values(lease_owner=None, lease_until=None))  # fmt: skip
 
+    def ping(self) -> None:
+        """One trivial query: the database answers, or ``StorageError``."""
+        with self._tx() as conn:
+            conn.execute(select(1)).scalar()
+
     def get_meta(self, key: str) -> str | None:
         with self._tx() as conn:
             return conn.execute(select(m.meta.c.value).where(m.meta.c.key == key)).scalar()
@@ -384,9 +389,45 @@ class SQLRepository:
                 return
             last = (rows[-1].at, rows[-1].id)
 
-    def count_articles(self) -> int:
+    def count_articles(self, since: datetime | None = None, *,
+                       include_pruned: bool = True) -> int:  # fmt: skip
+        """Stored articles (of time ``at`` >= ``since``); ``include_pruned=False`` counts
+        only those that still have their body, as ``iter_articles`` yields them."""
+        a = m.articles.c
+        q = select(func.count()).select_from(m.articles)
+        if since is not None:
+            q = q.where(a.at >= since)
+        if not include_pruned:
+            q = q.where(a.pruned.is_(False))
         with self._tx() as conn:
-            return int(conn.execute(select(func.count()).select_from(m.articles)).scalar_one())
+            return int(conn.execute(q).scalar_one())
+
+    def get_entry_counts(self, since: datetime) -> dict[str, int]:
+        """``source -> articles stored from it`` (fetched at or after ``since``)."""
+        a = m.articles.c
+        with self._tx() as conn:
+            rows = conn.execute(select(a.source, func.count()).where(a.fetched >= since)
+                                .group_by(a.source)).all()  # fmt: skip
+        return {str(source): int(n) for source, n in rows}
+
+    def prune_articles(self, before: datetime, *, limit: int = 500) -> int:
+        """Drop the bodies of up to ``limit`` articles fetched before ``before``, oldest first.
+
+        The rows stay, with their item key, fingerprint, story, decision and index rows, so
+        a pruned article that comes back is still recognised (same item, same text, same
+        story); only ``body`` becomes empty and ``pruned`` true. One transaction per call.
+
+        Returns:
+            How many articles were pruned now (less than ``limit``: nothing older is left).
+        """
+        a = m.articles.c
+        with self._tx() as conn:
+            ids = conn.execute(select(a.id).where(a.pruned.is_(False), a.fetched < before)
+                               .order_by(a.fetched).limit(limit)).scalars().all()  # fmt: skip
+            if ids:
+                conn.execute(update(m.articles).where(a.id.in_(ids))
+                             .values(body="", pruned=True))  # fmt: skip
+        return len(ids)
 
     # -- story corrections -------------------------------------------------------------
 

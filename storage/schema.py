@@ -16,7 +16,7 @@ from monitor.errors import StorageError
 
 __all__ = ["HEAD", "current_revision", "upgrade"]
 
-HEAD = "0001"
+HEAD = "0002"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
