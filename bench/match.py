@@ -220,8 +220,9 @@ def _leaf_rx(leaf: Term | Prefix | Phrase | Proximity) -> str:
 
 
 def rate(
-    run: Callable[[str, str], object], articles: list[tuple[str, str]]
-) -> tuple[float, list[object]]:
+    run: Callable[[str, str], list[str]], articles: list[tuple[str, str]]
+) -> tuple[float, list[list[str]]]:
+    """Articles per second of CPU time (this process only), and the names matched."""
     start = time.process_time()
     results = [run(title, body) for title, body in articles]
     return len(articles) / (time.process_time() - start), results
@@ -239,7 +240,7 @@ def bench(count: int, articles: list[tuple[str, str]], naive_n: int, rng: random
     sample = articles[:naive_n]
     naive, expected = rate(lambda t, b: [n for n, p in preds if p(t, b)], sample)
     agree = sum(f == e for f, e in zip(found, expected, strict=False))
-    per = sum(len(f) for f in found) / len(found)  # type: ignore[arg-type]
+    per = sum(map(len, found)) / len(found)
     line = (
         f"{count:>5} watchlists: {ours:8.0f} articles/s   naive {naive:7.1f} articles/s "
         f"({len(sample)} articles)   x{ours / naive:6.1f}   matches/article {per:5.2f}   "

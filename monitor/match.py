@@ -30,7 +30,8 @@ Normalisation, the same for query terms and article text:
   case folding, accents removed (Japanese voiced marks kept: ガ is not カ);
 - every character that is not a letter, digit or mark separates words, so hyphens,
   slashes, curly or straight quotes and apostrophes all read as a space: ``joint-force``
-  = ``joint force``, ``ROK’s`` holds the word ``ROK``;
+  = ``joint force``, ``ROK’s`` holds the word ``ROK``, ``"2+2"`` is the words 2 2;
+  invisible format characters (soft hyphens, zero-width joiners) are dropped;
 - dotted abbreviations lose their dots: ``U.S.`` = ``U.S`` = ``US``;
 - Latin (and every script written with spaces) matches whole words: ``US`` does not
   match ``USB`` or ``bus``, ``ROK`` not ``brokers``;
@@ -189,8 +190,13 @@ class _Key:
         out.extend(art.leaf_hits(self))
 
     def raw_hits(self, art: _Article) -> list[_RawHit]:
-        bits = _bits(art.masks.get(self.uid, 0) & self.mask)
-        return [(bit, s, e, self.term) for bit in bits for s, e in art.spans(self.uid, bit)]
+        mask = art.masks.get(self.uid, 0) & self.mask
+        return [
+            (bit, s, e, self.term)
+            for bit in (1, 2, 4)
+            if mask & bit
+            for s, e in art.spans(self.uid, bit)
+        ]
 
 
 class _Near:
@@ -308,8 +314,10 @@ class _AnyKey:
         return not self.uids.isdisjoint(art.hit_keys(self.mask))
 
     def collect(self, art: _Article, out: list[_RawHit]) -> None:
+        hit = art.hit_keys(self.mask)
         for key in self.keys:
-            out.extend(art.leaf_hits(key))
+            if key.uid in hit:
+                out.extend(art.leaf_hits(key))
 
     def cover(self, rarity: list[float]) -> _Cover | None:
         return sum(rarity[uid] for uid in self.uids), self.uids
@@ -450,8 +458,9 @@ class Matcher:
 
         Returns:
             One :class:`~monitor.types.Match` per matching query, in the order the
-            queries were given, with the hits of the terms that made it match (offsets
-            into the strings passed in).
+            queries were given, with the hits of the terms that made it match, in text
+            order (offsets into the strings passed in; a ``deter*`` hit covers the whole
+            word; terms under NOT, or in an OR branch that did not hold, give none).
         """
         art = self._scan({_BITS["title"]: title, _BITS["body"]: body, _BITS["source"]: source})
         candidates = set(self._always)

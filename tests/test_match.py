@@ -507,9 +507,10 @@ def shuffle_ors(query: Query, rng: random.Random) -> Query:
         return Or(tuple(items))
     if isinstance(query, And):
         return And(tuple(shuffle_ors(q, rng) for q in query.items))
-    if isinstance(query, Not | Field):
-        return type(query)(*(query.name,) if isinstance(query, Field) else (),
-                           shuffle_ors(query.item, rng))  # type: ignore[arg-type]  # fmt: skip
+    if isinstance(query, Not):
+        return Not(shuffle_ors(query.item, rng))
+    if isinstance(query, Field):
+        return Field(query.name, shuffle_ors(query.item, rng))
     return query
 
 
