@@ -12,6 +12,7 @@
     │   └── HTTPStatusError                a status we do not accept (with .status)
     ├── ParseError (also ValueError)       the document is not a usable feed or page
     ├── StorageError                       the database failed or is of a newer schema
+    │   └── ConcurrentWriteError           another daemon stored the same item first
     └── NotifyError                        a channel could not be reached or refused
 
 ``str(err)`` always includes the cause, so a stored ``last_error`` reads on its own.
@@ -21,6 +22,7 @@ Messages never contain secrets: callers pass redacted URLs.
 from __future__ import annotations
 
 __all__ = [
+    "ConcurrentWriteError",
     "ConfigError",
     "FetchError",
     "FetchRefused",
@@ -94,6 +96,11 @@ class ParseError(MonitorError, ValueError):
 
 class StorageError(MonitorError):
     """The database failed, or its schema is newer than this code."""
+
+
+class ConcurrentWriteError(StorageError):
+    """Another process stored an article with the same key (GUID, URL, text) after this
+    one's dedupe candidates were read: nothing was written; decide again."""
 
 
 class NotifyError(MonitorError):

@@ -8,6 +8,7 @@ One interface, one SQLAlchemy implementation (``SQLRepository``) that runs on SQ
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,7 @@ from monitor.types import (
     SourceState,
 )
 
+from ._engine import RETRY_FOR
 from .repository import SQLRepository, alert_payload
 
 __all__ = ["Repository", "SQLRepository", "alert_payload", "make_repository", "seed_files"]
@@ -33,12 +35,16 @@ class Repository(Protocol):
     def create(self) -> None: ...
     def close(self) -> None: ...
     def release_leases(self) -> None: ...
+    def hold_lock(self, name: str) -> AbstractContextManager[None]: ...
     def ping(self) -> None: ...
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def sync_sources(self, specs: Sequence[tuple[str, str, str]], now: datetime) -> None: ...
     def claim_sources(self, now: datetime, owner: str, lease: timedelta, *,
-                      all_enabled: bool = False) -> list[SourceState]: ...  # fmt: skip
+                      all_enabled: bool = False,
+                      limit: int | None = None) -> list[SourceState]: ...  # fmt: skip
+    def extend_source_leases(self, owner: str, names: Sequence[str],
+                             until: datetime) -> int: ...  # fmt: skip
     def record_poll(self, intent: PollIntent) -> None: ...
     def get_sources(self) -> list[dict[str, Any]]: ...
     def get_seen_items(self, source: str, item_keys: Sequence[str]) -> set[str]: ...
@@ -57,6 +63,7 @@ class Repository(Protocol):
     def split_article(self, article_id: int, now: datetime) -> int: ...
     def claim_alerts(self, now: datetime, owner: str, lease: timedelta, *,
                      limit: int = 500) -> list[OutboxItem]: ...  # fmt: skip
+    def extend_alert_leases(self, owner: str, ids: Sequence[int], until: datetime) -> int: ...
     def defer_alert(self, item_id: int, until: datetime, *,
                     digest: str | None = None) -> None: ...  # fmt: skip
     def count_sent(self, target: str, since: datetime) -> int: ...
@@ -68,15 +75,22 @@ class Repository(Protocol):
     def get_sent_alerts(self, since: datetime) -> list[dict[str, Any]]: ...
 
 
-def make_repository(url: str, *, create: bool = True) -> SQLRepository:
+def make_repository(url: str, *, create: bool = True,
+                    retry_for: float = RETRY_FOR) -> SQLRepository:  # fmt: skip
     """Open the database at ``url`` (creating a SQLite file's folder and the schema).
+
+    Args:
+        url: a SQLAlchemy URL (``sqlite:///…`` or ``postgresql+psycopg://…``).
+        create: create or migrate the schema now.
+        retry_for: seconds a transaction failing on a transient error (server restart,
+            dropped connection) is retried before ``StorageError``.
 
     Raises:
         StorageError: the database cannot be opened or is of a newer schema.
     """
     if url.startswith("sqlite:///") and not url.endswith(":memory:"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    repo = SQLRepository(url)
+    repo = SQLRepository(url, retry_for=retry_for)
     if create:
         repo.create()
     return repo

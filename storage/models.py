@@ -1,10 +1,14 @@
 """The schema: SQLAlchemy Core tables, the same on SQLite and PostgreSQL.
 
 Times are stored as timezone-aware UTC (``UTCDateTime`` adds the zone back on SQLite).
+Text is stored the same on both (``CleanText``, ``CleanString``, ``CleanJSON``): NUL
+characters, which PostgreSQL refuses, and lone surrogates, which neither can encode, are
+removed on the way in, so what one backend keeps the other keeps too.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,11 +32,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "CleanJSON",
+    "CleanString",
+    "CleanText",
     "UTCDateTime",
     "article_bands",
     "article_keys",
     "article_terms",
     "articles",
+    "clean_text",
     "matches",
     "meta",
     "metadata",
@@ -68,35 +76,88 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(value: str) -> str:
+    """``value`` as both backends can store it: without NUL and without lone surrogates.
+
+    A surrogate pair (UTF-16 read as two code points) becomes the character it encodes;
+    astral characters (emoji, rare CJK) are kept as they are.
+    """
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if _SURROGATE.search(value):
+        value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "ignore")
+    return value
+
+
+def _clean_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {_clean_json(k): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_json(v) for v in value]
+    return value
+
+
+class CleanText(TypeDecorator[str]):
+    """``Text`` whose values (stored and looked up) pass through ``clean_text``."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return clean_text(value) if isinstance(value, str) else value
+
+
+class CleanString(CleanText):
+    """``String(length)`` whose values pass through ``clean_text``."""
+
+    impl = String  # type: ignore[assignment]
+    cache_ok = True
+
+
+class CleanJSON(TypeDecorator[Any]):
+    """``JSON`` whose strings (keys and values, at any depth) pass through ``clean_text``."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return _clean_json(value)
+
+
 meta = Table(
     "meta",
     metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
+    Column("key", CleanString(64), primary_key=True),
+    Column("value", CleanText, nullable=False),
 )
 
 sources = Table(
     "sources",
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
-    Column("name", String(300), nullable=False, unique=True),
-    Column("url", Text, nullable=False),
-    Column("config_url", Text, nullable=False),  # the URL as configured (a 301 may move url)
-    Column("type", String(16), nullable=False, default="feed"),
+    Column("name", CleanString(300), nullable=False, unique=True),
+    Column("url", CleanText, nullable=False),
+    Column("config_url", CleanText, nullable=False),  # the URL as configured (a 301 may move url)
+    Column("type", CleanString(16), nullable=False, default="feed"),
     Column("enabled", Boolean, nullable=False, default=True),  # present in the config
-    Column("etag", Text),
-    Column("last_modified", Text),
+    Column("etag", CleanText),
+    Column("last_modified", CleanText),
     Column("next_poll_at", UTCDateTime, nullable=False),
-    Column("lease_owner", String(100)),
+    Column("lease_owner", CleanString(100)),
     Column("lease_until", UTCDateTime),
     Column("first_success", UTCDateTime),
     Column("last_success", UTCDateTime),
     Column("last_polled", UTCDateTime),
     Column("last_new_entry", UTCDateTime),
-    Column("last_error", Text),
+    Column("last_error", CleanText),
     Column("consecutive_failures", Integer, nullable=False, default=0),
     Column("retry_after_until", UTCDateTime),  # a server's Retry-After, honoured by --once
-    Column("disabled_reason", Text),  # set by a 410: stays disabled until the URL changes
+    Column("disabled_reason", CleanText),  # set by a 410: stays disabled until the URL changes
     Column("entries_total", Integer, nullable=False, default=0),
 )
 
@@ -104,7 +165,7 @@ stories = Table(
     "stories",
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
-    Column("title", Text, nullable=False),
+    Column("title", CleanText, nullable=False),
     Column("first_at", UTCDateTime, nullable=False),
     Column("last_at", UTCDateTime, nullable=False),
     Column("articles", Integer, nullable=False, default=1),
@@ -117,23 +178,23 @@ articles = Table(
     "articles",
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
-    Column("source", String(300), nullable=False),
-    Column("item_key", Text, nullable=False),  # per-source identity: guid, else link, else hash
-    Column("title", Text, nullable=False),
-    Column("body", Text, nullable=False),
-    Column("url", Text),
-    Column("link", Text),
-    Column("guid", Text),
-    Column("author", Text),
+    Column("source", CleanString(300), nullable=False),
+    Column("item_key", CleanText, nullable=False),  # per-source identity: guid, link or hash
+    Column("title", CleanText, nullable=False),
+    Column("body", CleanText, nullable=False),
+    Column("url", CleanText),
+    Column("link", CleanText),
+    Column("guid", CleanText),
+    Column("author", CleanText),
     Column("published", UTCDateTime),
     Column("fetched", UTCDateTime, nullable=False),
     Column("at", UTCDateTime, nullable=False),  # published, else fetched
     Column("story_id", ID, ForeignKey("stories.id"), nullable=False),
-    Column("fingerprint", JSON, nullable=False),
-    Column("decision", String(16), nullable=False),
+    Column("fingerprint", CleanJSON, nullable=False),
+    Column("decision", CleanString(16), nullable=False),
     Column("level", Integer, nullable=False),
     Column("score", Float, nullable=False),
-    Column("reason", Text, nullable=False),
+    Column("reason", CleanText, nullable=False),
     Column("matched_article_id", ID),
     Column("related_story_id", ID),
     Column("backlog", Boolean, nullable=False, default=False),
@@ -148,14 +209,14 @@ articles = Table(
 article_keys = Table(
     "article_keys",
     metadata,
-    Column("key", String(200), primary_key=True),
+    Column("key", CleanString(200), primary_key=True),
     Column("article_id", ID, nullable=False),
 )
 
 article_bands = Table(
     "article_bands",
     metadata,
-    Column("band", String(64), nullable=False),
+    Column("band", CleanString(64), nullable=False),
     Column("article_id", ID, nullable=False),
     Index("ix_article_bands_band", "band"),
 )
@@ -163,7 +224,7 @@ article_bands = Table(
 article_terms = Table(
     "article_terms",
     metadata,
-    Column("term", String(200), nullable=False),
+    Column("term", CleanString(200), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("article_id", ID, nullable=False),
     Index("ix_article_terms_term_at", "term", "at"),
@@ -175,8 +236,8 @@ matches = Table(
     Column("id", ID, primary_key=True, autoincrement=True),
     Column("article_id", ID, nullable=False),
     Column("story_id", ID, nullable=False),
-    Column("watchlist", String(300), nullable=False),
-    Column("terms", JSON, nullable=False),
+    Column("watchlist", CleanString(300), nullable=False),
+    Column("terms", CleanJSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_matches_watchlist_created", "watchlist", "created_at"),
 )
@@ -185,19 +246,19 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
-    Column("key", String(300), nullable=False, unique=True),  # story/watchlist/target
+    Column("key", CleanString(300), nullable=False, unique=True),  # story/watchlist/target
     Column("story_id", ID, nullable=False),
     Column("article_id", ID, nullable=False),
-    Column("watchlist", String(300), nullable=False),
-    Column("target", String(300), nullable=False),
-    Column("payload", JSON, nullable=False),
-    Column("status", String(16), nullable=False),  # pending | sent | dead
-    Column("digest", String(64), nullable=False, default="immediate"),
+    Column("watchlist", CleanString(300), nullable=False),
+    Column("target", CleanString(300), nullable=False),
+    Column("payload", CleanJSON, nullable=False),
+    Column("status", CleanString(16), nullable=False),  # pending | sent | dead
+    Column("digest", CleanString(64), nullable=False, default="immediate"),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime, nullable=False),
-    Column("lease_owner", String(100)),
+    Column("lease_owner", CleanString(100)),
     Column("lease_until", UTCDateTime),
-    Column("last_error", Text),
+    Column("last_error", CleanText),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
     Index("ix_outbox_due", "status", "next_attempt_at"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,23 +13,21 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
-    create_engine,
-    delete,
-    event,
     func,
     insert,
     or_,
     select,
+    text,
     update,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.errors import StorageError
+from monitor.errors import ConcurrentWriteError, StorageError
 from monitor.types import (
     Alert,
     ArticleIntent,
     Candidate,
+    DecisionKind,
     Fingerprint,
     Hit,
     OutboxItem,
@@ -37,10 +36,20 @@ from monitor.types import (
 )
 
 from . import models as m
+from ._engine import (
+    RETRY_FOR,
+    insert_ignoring,
+    make_engine,
+    retry_transactions,
+    retrying,
+    upsert,
+)
 
 __all__ = ["SQLRepository", "alert_payload"]
 
 log = logging.getLogger("monitor.storage")
+
+OWNER_MAX = 100  # length of the lease_owner columns
 
 
 def _fp_to_json(fp: Fingerprint) -> dict[str, Any]:
@@ -84,26 +93,33 @@ def alert_payload(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@retry_transactions(skip=("close", "hold_lock", "ping"))
 class SQLRepository:
     """Stores sources, articles, stories, matches and the outbox.
 
     Contract:
-        - Every datetime in and out is UTC-aware; a naive one is refused.
+        - Every datetime in and out is UTC-aware; a naive one is refused. Text comes back
+          as it went in, on both backends, less NUL and lone surrogates (``models``).
         - Each public method is one transaction; ``add_article`` writes the article, its
           dedupe index rows, its story, its matches and its outbox rows together or not
-          at all.
+          at all. A transaction that fails on a transient error (server restart, dropped
+          connection, deadlock) rolled back and is run again with backoff, for up to
+          ``retry_for`` seconds (``ping`` answers at once).
         - Errors from the database surface as ``StorageError``, chained.
         - Safe to share between threads (one engine, a connection per call); several
           processes may share one PostgreSQL database: work is claimed with leases
-          (``FOR UPDATE SKIP LOCKED`` where the database has it).
+          (``SELECT … FOR UPDATE SKIP LOCKED`` then ``UPDATE`` in one transaction; on
+          SQLite the transaction holds the write lock), rows are inserted once by their
+          unique keys (``ON CONFLICT DO NOTHING``), and ``hold_lock`` serialises start-up.
         - The schema version is recorded; a database of a newer version is refused.
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, retry_for: float = RETRY_FOR) -> None:
         self.url = url
-        self.engine: Engine = _make_engine(url, echo=echo)
+        self.engine: Engine = make_engine(url, echo=echo)
         self.dialect = self.engine.dialect.name
-        self._insert = _insert_ignoring(self.dialect)
+        self.retry_for = retry_for
+        self._insert = insert_ignoring(self.dialect)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -141,14 +157,34 @@ class SQLRepository:
         with self._tx() as conn:
             conn.execute(select(1)).scalar()
 
+    @contextmanager
+    def hold_lock(self, name: str) -> Iterator[None]:
+        """Hold the database-wide lock ``name`` (waiting for it) while the block runs.
+
+        On PostgreSQL a session advisory lock: daemons starting together on one database
+        load the seed articles one after the other. SQLite needs none: one daemon per
+        file holds the file lock.
+        """
+        if self.dialect != "postgresql":
+            yield
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+
     def get_meta(self, key: str) -> str | None:
         with self._tx() as conn:
             return conn.execute(select(m.meta.c.value).where(m.meta.c.key == key)).scalar()
 
     def set_meta(self, key: str, value: str) -> None:
         with self._tx() as conn:
-            conn.execute(delete(m.meta).where(m.meta.c.key == key))
-            conn.execute(insert(m.meta).values(key=key, value=value))
+            conn.execute(upsert(self.dialect, m.meta, {"key": key, "value": value}, "key"))
 
     # -- sources -----------------------------------------------------------------------
 
@@ -163,8 +199,8 @@ class SQLRepository:
             rows = {r.name: r for r in conn.execute(select(m.sources))}
             for name, url, kind in specs:
                 row = rows.get(name)
-                if row is None:
-                    conn.execute(insert(m.sources).values(
+                if row is None:  # another daemon may be adding it right now
+                    conn.execute(self._insert(m.sources).values(
                         name=name, url=url, config_url=url, type=kind, enabled=True,
                         next_poll_at=now, consecutive_failures=0, entries_total=0,
                     ))  # fmt: skip
@@ -181,11 +217,14 @@ class SQLRepository:
                          .values(enabled=False))  # fmt: skip
 
     def claim_sources(self, now: datetime, owner: str, lease: timedelta, *,
-                      all_enabled: bool = False) -> list[SourceState]:  # fmt: skip
-        """Lease the sources due now (or every enabled one) to ``owner``.
+                      all_enabled: bool = False,
+                      limit: int | None = None) -> list[SourceState]:  # fmt: skip
+        """Lease the sources due now (or every enabled one) to ``owner``, at most ``limit``,
+        the longest due first.
 
         A 410-disabled source is never claimed; a leased one is skipped until its lease
-        expires, so a killed daemon's work is taken over.
+        expires, so a killed daemon's work is taken over. Rows another transaction is
+        claiming are skipped, not waited for: concurrent claims get disjoint sources.
         """
         s = m.sources.c
         cond = and_(s.enabled.is_(True), s.disabled_reason.is_(None),
@@ -195,12 +234,21 @@ class SQLRepository:
         else:
             cond = and_(cond, s.next_poll_at <= now)
         with self._tx() as conn:
-            q = select(m.sources).where(cond).order_by(s.next_poll_at)
+            q = select(m.sources).where(cond).order_by(s.next_poll_at, s.id).limit(limit)
             rows = conn.execute(q.with_for_update(skip_locked=True)).all()
             if rows:
-                conn.execute(update(m.sources).where(s.id.in_([r.id for r in rows]))
-                             .values(lease_owner=owner, lease_until=now + lease))  # fmt: skip
+                conn.execute(update(m.sources).where(s.id.in_([r.id for r in rows])).values(
+                    lease_owner=_owner(owner), lease_until=now + lease))  # fmt: skip
         return [_source_state(r) for r in rows]
+
+    def extend_source_leases(self, owner: str, names: Sequence[str], until: datetime) -> int:
+        """Move to ``until`` the leases ``owner`` still holds on ``names`` (work in progress
+        outlasting the lease). Returns how many were extended."""
+        s = m.sources.c
+        with self._tx() as conn:
+            return int(conn.execute(update(m.sources).where(
+                s.name.in_(list(names)), s.lease_owner == _owner(owner),
+            ).values(lease_until=until)).rowcount)  # fmt: skip
 
     def record_poll(self, intent: PollIntent) -> None:
         """Store the outcome of one poll and release the source's lease."""
@@ -258,7 +306,8 @@ class SQLRepository:
         ids: dict[int, None] = {}
         with self._tx() as conn:
             if fp.keys:
-                q = select(m.article_keys.c.article_id).where(m.article_keys.c.key.in_(fp.keys))
+                keys = [_index_key(k) for k in fp.keys]
+                q = select(m.article_keys.c.article_id).where(m.article_keys.c.key.in_(keys))
                 ids.update(dict.fromkeys(conn.execute(q).scalars()))
             if fp.bands:
                 b = m.article_bands.c
@@ -286,8 +335,13 @@ class SQLRepository:
         """Store an article with its story, index rows, matches and outbox rows.
 
         Returns:
-            The new article's id, or None when the item was already stored (by another
-            daemon): then nothing is written.
+            The new article's id, or None when the item (source and item key) was already
+            stored, by another daemon say: then nothing is written, story included.
+
+        Raises:
+            ConcurrentWriteError: the article is not a duplicate by its decision, but
+                another article holding one of its keys (GUID, URL, text) was stored
+                since the candidates were read: nothing is written; decide again.
         """
         with self._tx() as conn:
             story_id = self._story_for(conn, intent, now)
@@ -295,7 +349,11 @@ class SQLRepository:
             if article_id is None:
                 conn.rollback()
                 return None
-            self._index(conn, article_id, intent)
+            if self._index(conn, article_id, intent) and (
+                    intent.decision.kind is not DecisionKind.DUPLICATE):  # fmt: skip
+                raise ConcurrentWriteError(
+                    f"{intent.article.source}: an article with the same key was stored "
+                    "concurrently; decide again")  # fmt: skip
             for match in intent.matches:
                 conn.execute(insert(m.matches).values(
                     article_id=article_id, story_id=story_id, watchlist=match.watchlist,
@@ -339,11 +397,21 @@ class SQLRepository:
         found = conn.execute(q).scalar()
         return int(found) if found is not None else None
 
-    def _index(self, conn: Connection, article_id: int, intent: ArticleIntent) -> None:
+    def _index(self, conn: Connection, article_id: int, intent: ArticleIntent) -> bool:
+        """Write the article's index rows. Returns whether one of its keys belongs to
+        another stored article."""
         fp, at = intent.fingerprint, intent.article.when
-        if fp.keys:
-            conn.execute(self._insert(m.article_keys),
-                         [{"key": k[:200], "article_id": article_id} for k in fp.keys])
+        taken = False
+        keys = list(dict.fromkeys(_index_key(k) for k in fp.keys))
+        if keys:
+            k = m.article_keys.c
+            stored = set(conn.execute(self._insert(m.article_keys).values(
+                [{"key": key, "article_id": article_id} for key in keys]).returning(k.key),
+            ).scalars())  # fmt: skip
+            held = [key for key in keys if key not in stored]
+            other = select(k.article_id).join(m.articles, m.articles.c.id == k.article_id)
+            taken = bool(held) and conn.execute(other.where(
+                k.key.in_(held), k.article_id != article_id).limit(1)).first() is not None  # fmt: skip
         if fp.bands:
             conn.execute(insert(m.article_bands),
                          [{"band": b, "article_id": article_id} for b in fp.bands])
@@ -351,6 +419,7 @@ class SQLRepository:
             conn.execute(insert(m.article_terms),
                          [{"term": t[:200], "at": at, "article_id": article_id}
                           for t in dict.fromkeys(fp.terms)])  # fmt: skip
+        return taken
 
     def get_article(self, article_id: int) -> dict[str, Any] | None:
         with self._tx() as conn:
@@ -382,12 +451,16 @@ class SQLRepository:
                 q = q.where(a.at >= since)
             if last is not None:
                 q = q.where(or_(a.at < last[0], and_(a.at == last[0], a.id < last[1])))
-            with self._tx() as conn:
-                rows = conn.execute(q.limit(batch)).all()
+            rows = self._rows(q.limit(batch))
             yield from (dict(r._mapping) for r in rows)
             if len(rows) < batch:
                 return
             last = (rows[-1].at, rows[-1].id)
+
+    @retrying
+    def _rows(self, query: Any) -> list[Any]:
+        with self._tx() as conn:
+            return list(conn.execute(query).all())
 
     def count_articles(self, since: datetime | None = None, *,
                        include_pruned: bool = True) -> int:  # fmt: skip
@@ -482,11 +555,20 @@ class SQLRepository:
             q = select(m.outbox).where(cond).order_by(o.id).limit(limit)
             rows = conn.execute(q.with_for_update(skip_locked=True)).all()
             if rows:
-                conn.execute(update(m.outbox).where(o.id.in_([r.id for r in rows]))
-                             .values(lease_owner=owner, lease_until=now + lease))  # fmt: skip
+                conn.execute(update(m.outbox).where(o.id.in_([r.id for r in rows])).values(
+                    lease_owner=_owner(owner), lease_until=now + lease))  # fmt: skip
         return [OutboxItem(id=r.id, key=r.key, watchlist=r.watchlist, target=r.target,
                            digest=r.digest, attempts=r.attempts, alert=_alert_from_row(r))
                 for r in rows]  # fmt: skip
+
+    def extend_alert_leases(self, owner: str, ids: Sequence[int], until: datetime) -> int:
+        """Move to ``until`` the leases ``owner`` still holds on the outbox rows ``ids``
+        (sends outlasting the lease). Returns how many were extended."""
+        o = m.outbox.c
+        with self._tx() as conn:
+            return int(conn.execute(update(m.outbox).where(
+                o.id.in_(list(ids)), o.lease_owner == _owner(owner), o.status == "pending",
+            ).values(lease_until=until)).rowcount)  # fmt: skip
 
     def mark_sent(self, item_id: int, now: datetime) -> None:
         with self._tx() as conn:
@@ -587,39 +669,18 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[i : i + size]
 
 
-def _insert_ignoring(dialect: str) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING`` for the dialect in use."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return lambda table: pg_insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return lambda table: sqlite_insert(table).on_conflict_do_nothing()
+def _owner(owner: str) -> str:
+    """``owner`` fitted to its column: a long host name keeps its end (pid, role) unique."""
+    if len(owner) <= OWNER_MAX:
+        return owner
+    digest = hashlib.sha256(owner.encode()).hexdigest()[:12]
+    return f"{digest}~{owner[-(OWNER_MAX - 13):]}"
 
 
-def _make_engine(url: str, *, echo: bool) -> Engine:
-    try:
-        if url.startswith("sqlite"):
-            engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
-
-            @event.listens_for(engine, "connect")
-            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.execute("PRAGMA foreign_keys=ON")
-                cur.close()
-
-            return engine
-        return create_engine(url, echo=echo, pool_pre_ping=True)
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise StorageError(f"cannot open database {_safe_url(url)}: {type(exc).__name__}") from None
-
-
-def _safe_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (SQLAlchemyError, ValueError):
-        return "(unparsable URL)"
-
+def _index_key(key: str) -> str:
+    """A dedupe key as stored (cleaned, 200 characters at most): a longer one by its hash,
+    so two long URLs that share a beginning stay different keys."""
+    key = m.clean_text(key)
+    if len(key) <= 200:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()

@@ -18,6 +18,7 @@ __all__ = ["HEAD", "current_revision", "upgrade"]
 
 HEAD = "0002"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK = 0x6D6F6E69746F72  # PostgreSQL advisory lock key held while migrating
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -53,6 +54,8 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
                            f"(which knows up to {HEAD}); upgrade the monitor")  # fmt: skip
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # daemons starting together migrate once
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except SQLAlchemyError as exc:

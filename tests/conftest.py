@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,32 +84,37 @@ def _postgres_or_skip() -> str:
     pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} (CI makes it mandatory)")
 
 
-def _reset_postgres(url: str) -> None:
+def _postgres_schema(url: str) -> Iterator[str]:
+    """``url`` with a fresh schema of its own first on the search path, dropped afterwards:
+    test runs sharing the one test database (two developers, or CI and a developer)
+    never see each other's tables."""
     from sqlalchemy import create_engine, text
 
+    name = f"test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+        conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{name}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A clean database: a SQLite file, and the real PostgreSQL (clean schema per test)."""
+    """A clean database: a SQLite file, and the real PostgreSQL (a schema per test)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/monitor.db"
         return
-    url = _postgres_or_skip()
-    _reset_postgres(url)
-    yield url
+    yield from _postgres_schema(_postgres_or_skip())
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    url = _postgres_or_skip()
-    _reset_postgres(url)
-    yield url
+    """The real PostgreSQL, in a schema of this test's own."""
+    yield from _postgres_schema(_postgres_or_skip())
 
 
 def write_config(path: Path, **raw: Any) -> Path:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
@@ -70,29 +72,46 @@ def test_schema_newer_than_code_is_refused(repo: SQLRepository) -> None:
         repo.create()
 
 
-def test_migrations_from_empty_database_reach_head(db_url: str) -> None:
+def _revisions() -> list[str]:
+    """Every migration revision, oldest first."""
     from alembic.config import Config as AlembicConfig
     from alembic.script import ScriptDirectory
-    from sqlalchemy import create_engine, inspect
 
-    from storage.schema import HEAD, MIGRATIONS, current_revision, upgrade
+    from storage.schema import MIGRATIONS
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD
+    return [s.revision for s in reversed(list(ScriptDirectory.from_config(cfg).walk_revisions()))]
+
+
+@pytest.mark.parametrize("start", [None, *_revisions()[:-1]],
+                         ids=lambda r: f"from-{r or 'empty'}")  # fmt: skip
+def test_migrations_reach_head_from_empty_and_every_earlier_revision(
+    db_url: str, start: str | None
+) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine, inspect
+
+    from storage.schema import HEAD, current_revision, upgrade
+
+    assert _revisions()[-1] == HEAD
     engine = create_engine(db_url)
     try:
         assert current_revision(engine) is None
+        if start is not None:  # a database an older monitor left, with data in it
+            assert upgrade(engine, start) == start
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO meta (key, value) VALUES ('kept', 'yes')"))
         assert upgrade(engine) == HEAD
-        tables = set(inspect(engine).get_table_names())
-        assert set(m.metadata.tables) <= tables
+        assert set(m.metadata.tables) <= set(inspect(engine).get_table_names())
         assert upgrade(engine) == HEAD  # idempotent
         with engine.connect() as conn:  # the migrations build exactly the models' schema
-            from alembic.autogenerate import compare_metadata
-            from alembic.migration import MigrationContext
-
             ctx = MigrationContext.configure(conn, opts={"compare_type": False})
             assert compare_metadata(ctx, m.metadata) == []
+            if start is not None:
+                assert conn.execute(text("SELECT value FROM meta WHERE key = 'kept'")).scalar() \
+                    == "yes"  # fmt: skip
     finally:
         engine.dispose()
 
@@ -105,6 +124,56 @@ def test_article_round_trip_keeps_text_and_utc(repo: SQLRepository) -> None:
     assert row["title"] == "Title 1 – 在日米軍" and row["body"] == "Body 1 ü"
     assert row["published"] == T0 and row["published"].tzinfo is not None
     assert row["fingerprint"]["data"] == {"n": 1, "w": {"tokyo": 1.5}}
+
+
+def test_text_is_stored_alike_on_both_backends(repo: SQLRepository) -> None:
+    astral = "😀 𠮷野家 𝔘𝔖 🇯🇵"
+    dirty = "a\x00b \ud800lone\udfff \ud83d\ude00"  # NUL, lone surrogates, a split pair
+    clean = "ab lone 😀"
+    base = _intent(1, alerts=(_alert(),))
+    art = replace(base.article, source="wire\x00", title=f"{astral} {dirty}", body=dirty,
+                  author="Ann\x00", url="https://example.org/\x001")  # fmt: skip
+    payload = {**base.alerts[0].payload, "snippet": f"{dirty} {astral}", "terms": [dirty]}
+    intent = replace(
+        base, article=art, item_key="g:\x001",
+        fingerprint=replace(base.fingerprint, keys=("url:\x00k",), data={"w\x00": dirty}),
+        alerts=(replace(base.alerts[0], payload=payload),),
+    )  # fmt: skip
+    article_id = repo.add_article(intent, T0)
+    assert article_id is not None
+    row = repo.get_article(article_id)
+    assert row is not None
+    assert (row["source"], row["title"], row["body"]) == ("wire", f"{astral} {clean}", clean)
+    assert (row["author"], row["url"], row["item_key"]) == ("Ann", "https://example.org/1", "g:1")
+    assert row["fingerprint"]["data"] == {"w": clean} and row["fingerprint"]["keys"] == ["url:k"]
+    assert repo.get_seen_items("wire\x00", ["g:\x001"]) == {"g:1"}  # lookups cleaned alike
+    assert repo.add_article(intent, T0) is None  # and so are the unique keys
+    alert = repo.claim_alerts(T0, "one", timedelta(minutes=2))[0].alert
+    assert alert.snippet == f"{clean} {astral}" and alert.terms == (clean,)
+    repo.sync_sources([("feed", "https://example.org/rss", "feed")], T0)
+    repo.record_poll(PollIntent(source="feed", polled_at=T0, next_poll_at=T0, ok=False,
+                                error=f"HTTP 500: {dirty}"))  # fmt: skip
+    assert repo.get_sources()[0]["last_error"] == f"HTTP 500: {clean}"
+    repo.set_meta("note", dirty)
+    repo.set_meta("note", astral)  # set_meta replaces
+    assert repo.get_meta("note") == astral
+
+
+def test_times_are_kept_as_the_same_instant_in_utc(repo: SQLRepository) -> None:
+    tokyo = timezone(timedelta(hours=9), "JST")
+    at = datetime(2024, 7, 28, 18, 30, 15, 123456, tzinfo=tokyo)
+    base = _intent(1)
+    article_id = repo.add_article(replace(base, article=replace(
+        base.article, published=at, fetched=at)), at)  # fmt: skip
+    row = repo.get_article(article_id)  # type: ignore[arg-type]
+    assert row is not None
+    for key in ("published", "fetched", "at"):
+        assert row[key] == at and row[key].utcoffset() == timedelta(0)
+        assert (row[key].hour, row[key].microsecond) == (9, 123456)
+    repo.sync_sources([("a", "https://a.example/rss", "feed")], at)
+    (state,) = repo.claim_sources(at, "one", timedelta(minutes=2))
+    assert state.next_poll_at == at and state.next_poll_at.tzinfo is not None
+    assert repo.claim_sources(at - timedelta(seconds=1), "two", timedelta(minutes=2)) == []
 
 
 def test_same_item_is_stored_once(repo: SQLRepository) -> None:
@@ -215,7 +284,13 @@ def test_naive_datetime_is_refused(repo: SQLRepository) -> None:
         repo.sync_sources([("a", "https://a.example/", "feed")], datetime(2024, 1, 1))
 
 
-def test_unreachable_database_is_a_storage_error(tmp_path: object) -> None:
+def test_unreachable_database_is_retried_then_a_storage_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    started = time.monotonic()
     with pytest.raises(StorageError) as info:
-        make_repository("postgresql+psycopg://user:topsecret@127.0.0.1:1/none")
+        make_repository("postgresql+psycopg://user:topsecret@127.0.0.1:1/none", retry_for=0.5)
+    assert 0.3 < time.monotonic() - started < 10
     assert "topsecret" not in str(info.value)
+    assert any("storage.retry" in r.getMessage() for r in caplog.records)
+    assert not any("topsecret" in r.getMessage() for r in caplog.records)
