@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ._leases import keep_leases
 from .config import Config, DigestSpec, TargetConfig
 from .errors import ConfigError
 from .pipeline import CONSOLE, redact_secrets
@@ -110,15 +111,21 @@ class Deliverer:
     def deliver_due(self, *, limit: int = 500) -> DeliverStats:
         """Send every alert and digest that is due now; return what happened."""
         stats = DeliverStats()
-        items = self.repo.claim_alerts(self.clock(), self.owner, timedelta(seconds=self.config.lease),
-                                       limit=limit)  # fmt: skip
+        lease = timedelta(seconds=self.config.lease)
+        items = self.repo.claim_alerts(self.clock(), self.owner, lease, limit=limit)
         by_target: dict[str, list[OutboxItem]] = defaultdict(list)
         for item in items:
             by_target[item.target].append(item)
-        if by_target:
-            with ThreadPoolExecutor(max_workers=min(8, len(by_target))) as pool:
-                for result in pool.map(self._deliver_target, by_target.items()):
-                    stats.add(result)
+        if not by_target:
+            return stats
+
+        def renew() -> None:  # many sends to a slow channel may outlast one lease
+            self.repo.extend_alert_leases(self.owner, [i.id for i in items], self.clock() + lease)
+
+        with keep_leases(renew, self.config.lease), \
+                ThreadPoolExecutor(max_workers=min(8, len(by_target))) as pool:  # fmt: skip
+            for result in pool.map(self._deliver_target, by_target.items()):
+                stats.add(result)
         return stats
 
     # -- one target --------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 ::
 
-    claim due sources           storage (lease)                       I/O
+    claim due sources           storage (lease), in batches            I/O
     fetch                       HTTP, limits, conditional GET          I/O, parallel
     parse                       feedparser / bs4 for pages
     normalize                   text, canonical URL, dates             pure
@@ -29,8 +29,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import dedupe
+from ._leases import keep_leases
 from .config import Config, FeedConfig
-from .errors import FetchError, HTTPStatusError, MonitorError, ParseError
+from .errors import ConcurrentWriteError, FetchError, HTTPStatusError, MonitorError, ParseError
 from .match import Matcher, make_snippet, parse_query
 from .normalize import normalize
 from .schedule import next_digest_at
@@ -52,6 +53,7 @@ __all__ = ["CycleStats", "Pipeline", "item_key", "redact_secrets"]
 log = logging.getLogger("monitor.pipeline")
 
 MAX_BACKOFF = timedelta(hours=6)
+CLAIM_BATCH = 4  # sources claimed at once, in units of poll.concurrency
 CONSOLE = "console"
 
 
@@ -126,37 +128,66 @@ class Pipeline:
         """
         if self.repo.get_meta("seeded"):
             return 0
-        stored = 0
-        for name, text in files:
-            title, body = _split_seed(text)
-            art = Article(source="seed", title=title, body=body, url=None, link=None,
-                          guid=name, published=when, fetched=when)  # fmt: skip
-            if self.ingest(art, backlog=True, now=when, watch=False) is not None:
-                stored += 1
-        self.repo.set_meta("seeded", when.isoformat())
+        # Daemons starting together on one database seed one after the other, so the seed
+        # articles form one story however their starts interleave.
+        with self.repo.hold_lock("seeds"):
+            if self.repo.get_meta("seeded"):
+                return 0
+            stored = 0
+            for name, text in files:
+                title, body = _split_seed(text)
+                art = Article(source="seed", title=title, body=body, url=None, link=None,
+                              guid=name, published=when, fetched=when)  # fmt: skip
+                if self.ingest(art, backlog=True, now=when, watch=False) is not None:
+                    stored += 1
+            self.repo.set_meta("seeded", when.isoformat())
         return stored
 
     # -- poll --------------------------------------------------------------------------
 
     def run_cycle(self, *, all_enabled: bool = False) -> CycleStats:
-        """Poll the sources due now (or every enabled one) and store what is new."""
+        """Poll the sources due now (or every enabled one) and store what is new.
+
+        Due sources are claimed a batch at a time (``CLAIM_BATCH`` × ``poll.concurrency``)
+        until none is left, so daemons sharing a database share a burst of due sources
+        instead of the first one taking them all; the cycle ends early once it meets a
+        source it already polled (a daemon that cannot keep up still finishes its job).
+        ``all_enabled`` (``run --once``) claims every enabled source in one go.
+        """
+        stats = CycleStats()
+        limit = None if all_enabled else max(1, self.config.poll.concurrency) * CLAIM_BATCH
+        polled: set[str] = set()
+        while True:
+            states = self.repo.claim_sources(self.clock(), self.owner, self.lease,
+                                              all_enabled=all_enabled, limit=limit)  # fmt: skip
+            if states:
+                self._poll_batch(states, stats)
+            names = {s.name for s in states}
+            if limit is None or len(states) < limit or names & polled:
+                break
+            polled |= names
+        if stats.sources:
+            log.info("cycle.done %s", " ".join(f"{k}={v}" for k, v in asdict(stats).items()))
+        return stats
+
+    def _poll_batch(self, states: Sequence[SourceState], stats: CycleStats) -> None:
+        """Fetch the claimed sources in parallel and store each result, their leases
+        renewed meanwhile (a batch of slow feeds may outlast one lease)."""
         from .fetch import fetch_all
 
-        stats = CycleStats()
-        now = self.clock()
-        states = self.repo.claim_sources(now, self.owner, self.lease,
-                                          all_enabled=all_enabled)  # fmt: skip
-        if not states:
-            return stats
         by_name = {s.name: s for s in states}
-        feed_states = [self._feed_state(s) for s in states]
-        results = fetch_all(self.fetcher, feed_states, max_workers=self.config.poll.concurrency,
-                            per_host=self.config.poll.per_host)  # fmt: skip
-        for fstate, result in results:
-            stats.sources += 1
-            self._poll_one(by_name[fstate.name], fstate, result, stats)
-        log.info("cycle.done %s", " ".join(f"{k}={v}" for k, v in asdict(stats).items()))
-        return stats
+        lease = self.lease.total_seconds()
+
+        def renew() -> None:
+            self.repo.extend_source_leases(self.owner, list(by_name), self.clock() + self.lease)
+
+        with keep_leases(renew, lease):
+            results = fetch_all(self.fetcher, [self._feed_state(s) for s in states],
+                                max_workers=self.config.poll.concurrency,
+                                per_host=self.config.poll.per_host)  # fmt: skip
+            for fstate, result in results:
+                stats.sources += 1
+                self._poll_one(by_name[fstate.name], fstate, result, stats)
 
     def _feed_state(self, s: SourceState) -> FeedState:
         feed = self._feeds.get(s.name) or FeedConfig(name=s.name, url=s.url)
@@ -258,6 +289,25 @@ class Pipeline:
     def ingest(self, art: Article, *, backlog: bool, now: datetime, key: str | None = None,
                stats: CycleStats | None = None, watch: bool = True) -> int | None:  # fmt: skip
         """Dedupe, match and store one article. Returns its id, or None if already stored."""
+        intent = self._intent(art, backlog=backlog, key=key, watch=watch)
+        try:
+            article_id = self.repo.add_article(intent, now)
+        except ConcurrentWriteError:
+            # Another daemon stored the same item (GUID, URL or text) from another source
+            # after our candidates were read: decide again, now seeing it (a duplicate).
+            intent = self._intent(art, backlog=backlog, key=key, watch=watch)
+            article_id = self.repo.add_article(intent, now)
+        decision, matches, alerts = intent.decision, intent.matches, intent.alerts
+        if stats is not None and article_id is not None:
+            _count(stats, decision.kind, len(matches), len(alerts))
+        if article_id is not None:
+            log.info("article.stored id=%s source=%s decision=%s level=%s score=%.2f matches=%d",
+                     article_id, art.source, decision.kind.value, decision.level,
+                     decision.score, len(matches))  # fmt: skip
+        return article_id
+
+    def _intent(self, art: Article, *, backlog: bool, key: str | None,
+                watch: bool) -> ArticleIntent:  # fmt: skip
         fp = dedupe.fingerprint(art)
         candidates = self.repo.get_candidates(fp, art.when, dedupe.WINDOW,
                                               dedupe.CANDIDATE_LIMIT)  # fmt: skip
@@ -267,20 +317,12 @@ class Pipeline:
             matches = self.matcher.match(art.title, art.body, art.source)
         # Only a new story alerts: a re-report joins its story and alerts nobody (the
         # story may predate any watchlist, like the seeds, or have alerted already).
-        alerts = ()
+        alerts: tuple[AlertIntent, ...] = ()
         if not backlog and decision.kind is DecisionKind.NEW:
             alerts = self._alerts(art, decision, matches)
-        intent = ArticleIntent(article=art, item_key=key or item_key(art), fingerprint=fp,
-                               decision=decision, matches=tuple(matches), alerts=alerts,
-                               backlog=backlog)  # fmt: skip
-        article_id = self.repo.add_article(intent, now)
-        if stats is not None and article_id is not None:
-            _count(stats, decision.kind, len(matches), len(alerts))
-        if article_id is not None:
-            log.info("article.stored id=%s source=%s decision=%s level=%s score=%.2f matches=%d",
-                     article_id, art.source, decision.kind.value, decision.level,
-                     decision.score, len(matches))  # fmt: skip
-        return article_id
+        return ArticleIntent(article=art, item_key=key or item_key(art), fingerprint=fp,
+                             decision=decision, matches=tuple(matches), alerts=alerts,
+                             backlog=backlog)  # fmt: skip
 
     def _alerts(self, art: Article, decision: Any,
                 matches: Sequence[Match]) -> tuple[AlertIntent, ...]:  # fmt: skip
