@@ -18,6 +18,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate, repeat
+from operator import sub
 from typing import Any, Protocol, TypeAlias
 
 from luqum import tree as lq  # type: ignore[import-untyped,unused-ignore]
@@ -512,23 +514,30 @@ class _Back(Protocol):
 
 
 class _Edits:
-    """Maps positions after ``rx.sub`` back to ``source``; built only when asked."""
+    """Maps positions after ``rx.sub`` back to ``source``; built only when asked.
 
-    __slots__ = ("_outs", "_rx", "_source", "_spans", "_width")
+    Match ``k`` spans ``starts[k]:ends[k]`` of the source and its replacement, ``width``
+    characters long, begins at ``outs[k]`` of the output.
+    """
+
+    __slots__ = ("_ends", "_outs", "_rx", "_source", "_starts", "_width")
 
     def __init__(self, rx: re.Pattern[str], source: str, width: int) -> None:
         self._rx, self._source, self._width = rx, source, width
         self._outs: list[int] | None = None
-        self._spans: list[tuple[int, int]] = []
+        self._starts: list[int] = []
+        self._ends: list[int] = []
 
     def _build(self) -> list[int]:
-        outs, shift = [], 0
-        for found in self._rx.finditer(self._source):
-            start, end = found.span()
-            outs.append(start - shift)
-            self._spans.append((start, end))
-            shift += end - start - self._width
-        self._outs = outs
+        if self._rx.groups:  # rare (CJK text): walk the matches
+            spans = [m.span() for m in self._rx.finditer(self._source)]
+            self._starts, self._ends = [a for a, _ in spans], [b for _, b in spans]
+        else:  # an article has ~100 runs of spaces: stay in C (split, findall, accumulate)
+            self._starts, self._ends = _match_spans(self._rx, self._source)
+        width, count = self._width, len(self._starts)
+        taken = accumulate(map(sub, self._ends, self._starts), initial=0)  # before match k
+        given = range(0, width * count + 1, width) if width else repeat(0)
+        outs = self._outs = list(map(sub, self._starts, map(sub, taken, given)))
         return outs
 
     def back(self, pos: int) -> int:
@@ -536,8 +545,18 @@ class _Edits:
         k = bisect_right(outs, pos) - 1
         if k < 0:
             return pos
-        (start, end), offset = self._spans[k], pos - outs[k]
+        start, end, offset = self._starts[k], self._ends[k], pos - outs[k]
         return min(start + offset, end) if offset < self._width else end + offset - self._width
+
+
+def _match_spans(rx: re.Pattern[str], text: str) -> tuple[list[int], list[int]]:
+    """Start and end of every match of ``rx`` (which has no groups) in ``text``."""
+    kept = rx.split(text)
+    lengths = [0] * (2 * len(kept) - 1)
+    lengths[0::2] = map(len, kept)
+    lengths[1::2] = map(len, rx.findall(text))
+    edges = list(accumulate(lengths))
+    return edges[0:-1:2], edges[1::2]
 
 
 class _Shift:

@@ -123,7 +123,7 @@ class _Article:
                 self.masks[uid] = self.masks.get(uid, 0) | bit
         self._spans: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self._hits: dict[_RawHit, Hit] = {}
-        self._leaves: dict[_Key, list[_RawHit]] = {}
+        self._leaves: dict[_Key | _AnyKey, list[_RawHit]] = {}
         self._hit_keys: dict[int, set[int]] = {}
 
     def hit_keys(self, mask: int) -> set[int]:
@@ -133,8 +133,8 @@ class _Article:
             keys = self._hit_keys[mask] = {uid for uid, bits in self.masks.items() if bits & mask}
         return keys
 
-    def leaf_hits(self, leaf: _Key) -> list[_RawHit]:
-        """The hits of one (shared) leaf; many queries use the same alias entries."""
+    def leaf_hits(self, leaf: _Key | _AnyKey) -> list[_RawHit]:
+        """The hits of one shared node; many queries use the same alias or its entries."""
         hits = self._leaves.get(leaf)
         if hits is None:
             hits = self._leaves[leaf] = leaf.raw_hits(self)
@@ -314,10 +314,11 @@ class _AnyKey:
         return not self.uids.isdisjoint(art.hit_keys(self.mask))
 
     def collect(self, art: _Article, out: list[_RawHit]) -> None:
+        out.extend(art.leaf_hits(self))
+
+    def raw_hits(self, art: _Article) -> list[_RawHit]:
         hit = art.hit_keys(self.mask)
-        for key in self.keys:
-            if key.uid in hit:
-                out.extend(art.leaf_hits(key))
+        return [raw for key in self.keys if key.uid in hit for raw in art.leaf_hits(key)]
 
     def cover(self, rarity: list[float]) -> _Cover | None:
         return sum(rarity[uid] for uid in self.uids), self.uids
@@ -356,6 +357,7 @@ class _Compiler:
         self.prefix: list[bool] = []  # per key: a prefix ending in a spaced script
         self.rarity: list[float] = []  # per key: how common its words are in English
         self.leaves: dict[tuple[int, int, str], _Key] = {}
+        self.ors: dict[tuple[tuple[tuple[int, str], ...], int], _AnyKey] = {}
 
     def compile(self, query: Query, mask: int = _DEFAULT_FIELDS) -> _Node:
         if isinstance(query, And | Or):
@@ -363,7 +365,7 @@ class _Compiler:
             if isinstance(query, And):
                 return _All(items)
             keys = [item for item in items if isinstance(item, _Key) and item.mask == mask]
-            return _AnyKey(keys, mask) if len(keys) == len(items) else _Any(items)
+            return self.any_key(keys, mask) if len(keys) == len(items) else _Any(items)
         if isinstance(query, Not):
             return _None(self.compile(query.item, mask))
         if isinstance(query, Field):
@@ -385,6 +387,11 @@ class _Compiler:
     def leaf(self, uid: int, mask: int, term: str) -> _Key:
         """One node per distinct leaf, so that an article computes its hits once."""
         return self.leaves.setdefault((uid, mask, term), _Key(uid, mask, term))
+
+    def any_key(self, keys: list[_Key], mask: int) -> _AnyKey:
+        """One node per distinct OR of keys: an alias used by many queries, say."""
+        terms = tuple((key.uid, key.term) for key in keys)
+        return self.ors.setdefault((terms, mask), _AnyKey(keys, mask))
 
     def key(self, words: str, prefix: bool) -> int:
         """Register the automaton key for normalised ``words``; returns its id."""

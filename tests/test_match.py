@@ -449,7 +449,10 @@ WORDS = ["US", "U.S.", "usb", "bus", "Japan", "joint", "force", "forces", "headq
 QUERIES = ["US", "usfj", "@usfj", "@jfhq", "japan", "deter*", '"joint force"', "cafe",
            '"china russia"~3', "拡大抑止", "ROK", "title:japan", '"2+2"', "drill*"]  # fmt: skip
 
-texts = st.lists(st.sampled_from(WORDS), max_size=30).map(" ".join)
+SEPARATORS = [" ", " ", " ", "", "-", ", ", "\n", "　"]
+texts = st.lists(st.tuples(st.sampled_from(WORDS), st.sampled_from(SEPARATORS)), max_size=30).map(
+    lambda pairs: "".join(word + sep for word, sep in pairs)
+)
 leaves = st.sampled_from(QUERIES)
 queries = st.recursive(
     leaves,
