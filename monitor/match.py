@@ -113,10 +113,10 @@ class _Article:
     """What one scan of an article found: hit keys per field; positions on demand."""
 
     def __init__(self, texts: dict[int, Normalised], found: dict[int, dict[int, list[int]]],
-                 keys: _Compiler) -> None:  # fmt: skip
+                 compiler: _Compiler) -> None:  # fmt: skip
         """``found`` holds, per field bit, the end index of every hit by key id."""
         self.texts, self._found = texts, found
-        self._ends, self._pads, self._prefix = keys.ends, keys.pads, keys.prefix
+        self._ends, self._pads, self._prefix = compiler.ends, compiler.pads, compiler.prefix
         self.masks: dict[int, int] = {}
         for bit, by_key in found.items():
             for uid in by_key:
