@@ -122,3 +122,23 @@ def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("MONITOR_CONFIG", str(path))
     assert main(["config", "check"]) == 0
     assert str(path) in capsys.readouterr().out
+
+
+def test_operations_keys_are_off_by_default_and_validated_by_path() -> None:
+    config = parse_config({}, env={})
+    assert config.http is None and config.retention.articles is None
+    config = parse_config({"http": {"listen": "127.0.0.1:9100"}, "retention": {"articles": "180d"},
+                           "feeds": [{"name": "a", "url": "https://a.example/rss",
+                                      "silent_after": "3d"}]}, env={})  # fmt: skip
+    assert (config.http.host, config.http.port) == ("127.0.0.1", 9100)  # type: ignore[union-attr]
+    assert config.retention.articles == 180 * 86400 and config.feeds[0].silent_after == 3 * 86400
+    problems = _problems({
+        "http": {"listen": "localhost", "port": 80},
+        "retention": {"articles": 3600, "batch": 0},
+        "feeds": [{"name": "a", "url": "https://a.example/rss", "silent_after": "soon"}],
+    })  # fmt: skip
+    text = "\n".join(problems)
+    for path in ("http.listen", "http.port", "retention.articles", "retention.batch",
+                 "feeds[0].silent_after"):  # fmt: skip
+        assert f"{path}:" in text, path
+    assert len(problems) == 5
