@@ -89,8 +89,8 @@ def test_same_key_from_another_source_stored_meanwhile_asks_to_decide_again(
     with pytest.raises(ConcurrentWriteError):  # both decided "new" before either stored
         b.add_article(theirs, T0)
     assert _count(a, m.articles) == 1 and _count(a, m.stories) == 1
-    decided_again = replace(theirs, alerts=(), decision=Decision(
-        kind=DecisionKind.DUPLICATE, level=1, score=1.0, reason="same url", story_id=None))  # fmt: skip
+    duplicate = Decision(kind=DecisionKind.DUPLICATE, level=1, score=1.0, reason="same url")
+    decided_again = replace(theirs, alerts=(), decision=duplicate)
     assert b.add_article(decided_again, T0) is not None  # a duplicate may share keys
     assert len(a.claim_alerts(T0, "one", LEASE)) == 1
 
