@@ -18,7 +18,8 @@ from typing import Any
 from .config import Config
 from .errors import MonitorError
 
-__all__ = ["SEED_DATE", "Runtime", "lock_sqlite", "open_repository", "open_runtime"]
+__all__ = ["SEED_DATE", "Runtime", "lock_sqlite", "open_repository", "open_runtime",
+           "rebuild_runtime"]
 
 log = logging.getLogger("monitor.app")
 
@@ -31,6 +32,9 @@ class Runtime:
     repo: Any
     pipeline: Any
     deliverer: Any
+    fetcher: Any = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    notifiers: Mapping[str, Any] | None = None
 
 
 def open_repository(config: Config, stack: ExitStack) -> Any:
@@ -93,20 +97,48 @@ def open_runtime(config: Config, stack: ExitStack, *,
     """
     from storage import seed_files
 
-    from .deliver import Deliverer
-    from .fetch import HTTPFetcher
-    from .pipeline import Pipeline
-
     sole = lock_sqlite(config, stack)
     repo = open_repository(config, stack)
     if sole:  # no other daemon can hold a lease on this file: a killed one's are stale
         repo.release_leases()
+    rt = _assemble(config, repo, _make_fetcher(config, stack), clock, notifiers)
+    seeded = rt.pipeline.load_seeds(seed_files(), SEED_DATE)
+    if seeded:
+        log.info("store.seeded articles=%d", seeded)
+    return rt
+
+
+def rebuild_runtime(rt: Runtime, config: Config, stack: ExitStack) -> Runtime:
+    """The runtime for a reloaded ``config`` on the same database: a new pipeline and
+    deliverer, the stored sources synced to the new feeds (added ones are due at once,
+    removed ones disabled). The fetcher is kept unless its settings changed.
+
+    Raises:
+        MonitorError: the database could not be updated (the old runtime stays valid).
+    """
+    old = rt.config
+    fetcher = rt.fetcher
+    if (config.user_agent, config.allow_private, config.proxy) != (
+            old.user_agent, old.allow_private, old.proxy):  # fmt: skip
+        fetcher = _make_fetcher(config, stack)  # the old one closes with the stack
+    return _assemble(config, rt.repo, fetcher, rt.clock, rt.notifiers)
+
+
+def _make_fetcher(config: Config, stack: ExitStack) -> Any:
+    from .fetch import HTTPFetcher
+
     fetcher = HTTPFetcher(user_agent=config.user_agent, allow_private=config.allow_private,
                           proxy=config.proxy)  # fmt: skip
     stack.callback(fetcher.close)
+    return fetcher
+
+
+def _assemble(config: Config, repo: Any, fetcher: Any, clock: Callable[[], datetime],
+              notifiers: Mapping[str, Any] | None) -> Runtime:  # fmt: skip
+    from .deliver import Deliverer
+    from .pipeline import Pipeline
+
     pipeline = Pipeline(config, repo, fetcher, clock=clock)
     pipeline.sync_sources()
-    seeded = pipeline.load_seeds(seed_files(), SEED_DATE)
-    if seeded:
-        log.info("store.seeded articles=%d", seeded)
-    return Runtime(config, repo, pipeline, Deliverer(config, repo, clock, notifiers))
+    deliverer = Deliverer(config, repo, clock, notifiers)
+    return Runtime(config, repo, pipeline, deliverer, fetcher, clock, notifiers)

@@ -18,6 +18,7 @@ def run_check(config: Config, args: argparse.Namespace,
               open_repo: Callable[[Config, ExitStack], Any]) -> int:  # fmt: skip
     """Run a watchlist's query (or ``--query``) over stored articles, newest first."""
     from .match import Matcher, format_query, parse_query
+    from .progress import track
 
     if args.query:
         name, text = "query", args.query
@@ -34,7 +35,9 @@ def run_check(config: Config, args: argparse.Namespace,
     since = datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
     count = 0
     with ExitStack() as stack:
-        for art in open_repo(config, stack).iter_articles(since):
+        repo = open_repo(config, stack)
+        total = repo.count_articles(since, include_pruned=False)
+        for art in track(repo.iter_articles(since), task="backtest", total=total):
             found_matches = matcher.match(art["title"], art["body"], art["source"])
             if not found_matches:
                 continue

@@ -12,10 +12,12 @@
     monitor story merge A B | story split ARTICLE_ID
     monitor outbox retry
     monitor notify test NAME
+    monitor prune [--older-than 180d]
     monitor db upgrade
 
-``--config PATH`` is accepted before or after the verb (else ``$MONITOR_CONFIG``, else
-``config/monitor.yaml``). Errors print one clear message and exit 2, never a traceback.
+``--config PATH``, ``--log-level`` and ``--log-format text|json`` are accepted before or
+after the verb (else ``$MONITOR_CONFIG``, else ``config/monitor.yaml``). Errors print one
+clear message and exit 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", default=argparse.SUPPRESS, help="config file path")
     common.add_argument("--log-level", default=argparse.SUPPRESS,
                         choices=["debug", "info", "warning", "error"])  # fmt: skip
+    common.add_argument("--log-format", default=argparse.SUPPRESS, choices=["text", "json"],
+                        help="json: one JSON object per log line, for log collectors")  # fmt: skip
     parser = argparse.ArgumentParser(prog="monitor", parents=[common],
                                      description="News monitoring and alerting daemon.")  # fmt: skip
     sub = parser.add_subparsers(dest="verb", required=True)
@@ -78,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     outbox = sub.add_parser("outbox", parents=[common], help="the alert queue")
     outbox.add_argument("action", choices=["retry"])
 
+    prune = sub.add_parser("prune", parents=[common], help="drop old article bodies now")
+    prune.add_argument("--older-than", help="override retention.articles, e.g. 180d")
+
     db = sub.add_parser("db", parents=[common], help="database schema")
     db.add_argument("action", choices=["upgrade"])
 
@@ -89,22 +96,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``monitor`` command. Returns the exit code."""
+    from .logs import setup_logging
+
     args = _parser().parse_args(argv)
-    _setup_logging(getattr(args, "log_level", "info"))
+    log_format = getattr(args, "log_format", "text")
+    setup_logging(getattr(args, "log_level", "info"), log_format)
     try:
         return int(_dispatch(args) or 0)
     except MonitorError as exc:
-        print(f"monitor: {exc}", file=sys.stderr)
+        if log_format == "json":  # a collector reads stderr: keep every line JSON
+            log.error("cli.failed verb=%s error=%s", args.verb, exc)
+        else:
+            print(f"monitor: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")  # fmt: skip
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -121,7 +127,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     handlers = {"run": _run, "status": _status, "alerts": _alerts, "check": _check,
                 "explain": _explain, "story": _story, "outbox": _outbox, "notify": _notify,
-                "db": _db}  # fmt: skip
+                "db": _db, "prune": _prune}  # fmt: skip
     return handlers[args.verb](args, config)
 
 
@@ -132,23 +138,26 @@ def _open(config: Config, stack: ExitStack) -> Any:
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
+    from .app import open_runtime
+    from .daemon import Daemon, due_sources
+    from .progress import track_polls
     from .scheduler import run_daemon
 
     if not config.notifiers:
-        print("No notifier configured: alerts are printed to the console.", file=sys.stderr)
-    from .app import open_runtime
-
+        log.warning("notify.console_only reason=%s",
+                    "No notifier configured: alerts are printed to the console.")  # fmt: skip
     with ExitStack() as stack:
         rt = open_runtime(config, stack)
         if args.once:
-            stats = rt.pipeline.run_cycle(all_enabled=True)
+            with track_polls(due_sources(rt.repo, rt.clock(), all_enabled=True)):
+                stats = rt.pipeline.run_cycle(all_enabled=True)
             sent = rt.deliverer.deliver_due()
             print(f"polled {stats.sources} sources ({stats.failed} failed, "
                   f"{stats.not_modified} unchanged): {stats.entries} entries, {stats.new} new "
                   f"stories, {stats.rereports} re-reports, {stats.duplicates} duplicates; "
                   f"alerts sent {sent.sent}, retrying {sent.retrying}, dead {sent.dead}")  # fmt: skip
             return 0
-        run_daemon(rt.pipeline, rt.deliverer, stack=stack)
+        run_daemon(Daemon(rt, stack))
     return 0
 
 
@@ -213,6 +222,35 @@ def _outbox(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _prune(args: argparse.Namespace, config: Config) -> int:
+    from .retention import prune
+
+    keep = config.retention.articles
+    if args.older_than is not None:
+        keep = parse_duration(args.older_than) if _is_duration(args.older_than) else None
+        if keep is None or keep < 86400:
+            raise MonitorError("--older-than must be a duration of 1d or more, such as 180d")
+    if keep is None:
+        raise MonitorError("no retention set: add retention: {articles: 180d} to the config, "
+                           "or give --older-than")  # fmt: skip
+    with ExitStack() as stack:
+        n = prune(_open(config, stack), keep, datetime.now(UTC), batch=config.retention.batch)
+    print(f"{n} article bodies pruned (fetched more than {args.older_than or _days(keep)} ago)")
+    return 0
+
+
+def _is_duration(text: str) -> bool:
+    try:
+        parse_duration(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _days(seconds: float) -> str:
+    return f"{seconds / 86400:g}d"
+
+
 def _db(args: argparse.Namespace, config: Config) -> int:
     from storage import make_repository
     from storage.schema import current_revision, upgrade
@@ -249,7 +287,8 @@ def _notify(args: argparse.Namespace, config: Config) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from .evaluate import run_eval
+    from .progress import track
 
-    result = run_eval(args.file)
+    result = run_eval(args.file, progress=lambda rows: track(rows, task="eval stories"))
     print(json.dumps(result))
     return 0
