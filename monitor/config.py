@@ -118,6 +118,7 @@ class FeedConfig:
     headers: tuple[tuple[str, str], ...] = ()
     verify_tls: bool = True
     silent_after: float | None = None  # seconds without a new entry before status says silent
+    full_text: bool = False  # fetch each new entry's page and extract its main text
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +176,8 @@ class Config:
     targets: Mapping[str, TargetConfig] = field(default_factory=dict)
     on_failure: str | None = None  # notifier told of dead letters
     lease: float = 120.0  # seconds a claimed source or alert stays with its daemon
+    on_source_failure: str | None = None  # notifier told when a source fails, recovers, …
+    on_source_failure_after: int = 3  # failures in a row before a source is announced
     templates: Path | None = None  # a folder whose templates override the shipped ones
 
     def templates_for(self, watchlist: str) -> Path | None:
@@ -244,6 +247,9 @@ def parse_config(raw: Any, *, env: Mapping[str, str], path: Path | None = None) 
         targets=targets,
         on_failure=_on_failure(raw.get("on_failure"), notifiers, problems),
         lease=_lease(raw.get("lease", "2m"), problems),
+        on_source_failure=_on_failure(raw.get("on_source_failure"), notifiers, problems,
+                                      "on_source_failure"),
+        on_source_failure_after=_positive(raw, "on_source_failure_after", 3, problems),
         templates=_folder(raw.get("templates"), "templates", _base_dir(path), problems),
         http=_http(raw.get("http"), problems),
         retention=_retention(raw.get("retention"), problems),
@@ -449,12 +455,21 @@ def _retention(raw: Any, problems: _Problems) -> RetentionConfig:
     return RetentionConfig(articles=articles, batch=batch)
 
 
-def _on_failure(value: Any, notifiers: Mapping[str, str], problems: _Problems) -> str | None:
+def _on_failure(value: Any, notifiers: Mapping[str, str], problems: _Problems,
+                where: str = "on_failure") -> str | None:  # fmt: skip
     if value is None:
         return None
     if not isinstance(value, str) or value not in notifiers:
-        problems.add("on_failure", f"unknown notifier {value!r}")
+        problems.add(where, f"unknown notifier {value!r}")
         return None
+    return value
+
+
+def _positive(raw: dict[str, Any], key: str, default: int, problems: _Problems) -> int:
+    value = raw.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        problems.add(key, "must be a whole number >= 1")
+        return default
     return value
 
 
@@ -508,7 +523,7 @@ def _feeds(raw: Any, problems: _Problems) -> tuple[FeedConfig, ...]:
 
 
 _FEED_KEYS = {"name", "url", "type", "interval", "select", "enabled", "headers", "verify_tls",
-              "silent_after"}  # fmt: skip
+              "silent_after", "full_text"}  # fmt: skip
 
 
 def _feed(item: Any, path: str, problems: _Problems) -> FeedConfig | None:
@@ -552,12 +567,13 @@ def _feed(item: Any, path: str, problems: _Problems) -> FeedConfig | None:
         problems.add(f"{path}.{key}", "unknown key")
     enabled = _bool(item, "enabled", True, path, problems)
     verify = _bool(item, "verify_tls", True, path, problems)
+    full_text = _bool(item, "full_text", False, path, problems)
     if len(problems.lines) > before:
         return None
     return FeedConfig(
         name=str(name).strip(), url=str(url), type=kind, interval=interval, select=select,
         enabled=enabled, headers=tuple((str(k), str(v)) for k, v in headers.items()),
-        verify_tls=verify, silent_after=silent_after,
+        verify_tls=verify, silent_after=silent_after, full_text=full_text,
     )  # fmt: skip
 
 

@@ -24,7 +24,7 @@ import os
 import random
 import socket
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -216,6 +216,24 @@ class Pipeline:
             log.critical("poll.crashed source=%s", source.name, exc_info=True)
             intent = self._failure(source, exc, now)
         self.repo.record_poll(intent)
+        if self.config.on_source_failure:
+            self._announce(source.name, now)
+
+    def _announce(self, name: str, now: datetime) -> None:
+        """Queue a message to ``on_source_failure`` when the source's health changed."""
+        from .health import announcement, health
+
+        row = self.repo.get_source(name)
+        feed = self._feeds.get(name)
+        if row is None or self.config.on_source_failure is None:
+            return
+        state = health(row, now, interval=self._interval(name),
+                       silent_after=feed.silent_after if feed else None,
+                       threshold=self.config.on_source_failure_after)  # fmt: skip
+        found = announcement(row, state, target=self.config.on_source_failure, now=now)
+        if found is not None:
+            log.warning("source.announce source=%s state=%s", name, state)
+            self.repo.announce_source(name, found[0], found[1], now)
 
     def _process(self, source: SourceState, fstate: FeedState, fetched: Fetched,
                  now: datetime, stats: CycleStats) -> PollIntent:  # fmt: skip
@@ -247,10 +265,14 @@ class Pipeline:
         articles = [normalize(e, fetched=now, now=now) for e in entries]
         keyed = list({item_key(a): a for a in articles}.items())
         seen = self.repo.get_seen_items(source, [k for k, _ in keyed])
+        keyed = [(k, a) for k, a in keyed if k not in seen]
+        feed = self._feeds.get(source)
+        if feed is not None and feed.full_text and self.fetcher is not None:
+            keyed = list(zip([k for k, _ in keyed],
+                             with_full_text(self.fetcher, [a for _, a in keyed], self.config),
+                             strict=True))  # fmt: skip
         new = 0
         for key, art in keyed:
-            if key in seen:
-                continue
             decision = self.ingest(art, backlog=backlog, now=now, key=key, stats=stats)
             new += decision is not None
         return new
@@ -343,6 +365,39 @@ class Pipeline:
                 out.append(AlertIntent(watchlist=wl.name, target=target, digest=str(wl.digest),
                                        payload={**payload, "target": target}, due=due))  # fmt: skip
         return tuple(out)
+
+
+FULL_TEXT_MAX_BYTES = 2_000_000
+FULL_TEXT_PER_POLL = 50  # pages fetched for one poll at most; the rest keep their summary
+
+
+def with_full_text(fetcher: Any, articles: Sequence[Article], config: Config) -> list[Article]:
+    """Articles with the main text of their page as body, where it says more.
+
+    Article links come from the internet, so they are fetched with the SSRF guard, a
+    size cap and a deadline; a page that fails keeps the feed's summary.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .parse import extract_text
+
+    def one(art: Article) -> Article:
+        if not art.link:
+            return art
+        try:
+            page = fetcher.fetch_untrusted(art.link, timeout=min(config.poll.timeout, 20.0),
+                                           max_bytes=min(config.poll.max_bytes,
+                                                         FULL_TEXT_MAX_BYTES))  # fmt: skip
+            text = extract_text(page.content)
+        except MonitorError as exc:
+            log.info("fulltext.failed source=%s error=%s", art.source,
+                     redact_secrets(str(exc), config.secrets))  # fmt: skip
+            return art
+        return replace(art, body=text) if len(text) > len(art.body) else art
+
+    head, rest = list(articles[:FULL_TEXT_PER_POLL]), list(articles[FULL_TEXT_PER_POLL:])
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(one, head)) + rest
 
 
 def _payload(art: Article, match: Match, follows: str | None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from monitor.types import (
+    AlertIntent,
     ArticleIntent,
     Candidate,
     Fingerprint,
@@ -47,6 +48,9 @@ class Repository(Protocol):
                              until: datetime) -> int: ...  # fmt: skip
     def record_poll(self, intent: PollIntent) -> None: ...
     def get_sources(self) -> list[dict[str, Any]]: ...
+    def get_source(self, name: str) -> dict[str, Any] | None: ...
+    def announce_source(self, name: str, state: str | None, alert: AlertIntent,
+                        now: datetime) -> None: ...  # fmt: skip
     def get_seen_items(self, source: str, item_keys: Sequence[str]) -> set[str]: ...
     def get_candidates(self, fp: Fingerprint, at: datetime, window: timedelta,
                        limit: int) -> list[Candidate]: ...  # fmt: skip

@@ -158,6 +158,7 @@ sources = Table(
     Column("consecutive_failures", Integer, nullable=False, default=0),
     Column("retry_after_until", UTCDateTime),  # a server's Retry-After, honoured by --once
     Column("disabled_reason", CleanText),  # set by a 410: stays disabled until the URL changes
+    Column("announced", String(16)),  # the health state last told to on_source_failure
     Column("entries_total", Integer, nullable=False, default=0),
 )
 

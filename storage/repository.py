@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import ConcurrentWriteError, StorageError
 from monitor.types import (
+    AlertIntent,
     Alert,
     ArticleIntent,
     Candidate,
@@ -281,6 +282,24 @@ class SQLRepository:
         with self._tx() as conn:
             rows = conn.execute(select(m.sources).order_by(m.sources.c.name)).all()
         return [dict(r._mapping) for r in rows]
+
+    def get_source(self, name: str) -> dict[str, Any] | None:
+        """One stored source with its health fields, or None."""
+        with self._tx() as conn:
+            row = conn.execute(select(m.sources).where(m.sources.c.name == name)).first()
+        return dict(row._mapping) if row else None
+
+    def announce_source(self, name: str, state: str | None, alert: AlertIntent,
+                        now: datetime) -> None:  # fmt: skip
+        """Record the health state told about a source and queue the message, together."""
+        with self._tx() as conn:
+            conn.execute(update(m.sources).where(m.sources.c.name == name)
+                         .values(announced=state))  # fmt: skip
+            key = f"source/{name}/{alert.payload.get('title', '')}/{now.isoformat()}"[:300]
+            conn.execute(self._insert(m.outbox).values(
+                key=key, story_id=0, article_id=0, watchlist=alert.watchlist,
+                target=alert.target, payload=alert.payload, status="pending",
+                digest="immediate", attempts=0, next_attempt_at=now, created_at=now))  # fmt: skip
 
     # -- articles ----------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -287,10 +286,8 @@ def test_naive_datetime_is_refused(repo: SQLRepository) -> None:
 def test_unreachable_database_is_retried_then_a_storage_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    started = time.monotonic()
     with pytest.raises(StorageError) as info:
         make_repository("postgresql+psycopg://user:topsecret@127.0.0.1:1/none", retry_for=0.5)
-    assert 0.3 < time.monotonic() - started < 10
     assert "topsecret" not in str(info.value)
-    assert any("storage.retry" in r.getMessage() for r in caplog.records)
+    assert sum("storage.retry" in r.getMessage() for r in caplog.records) >= 2
     assert not any("topsecret" in r.getMessage() for r in caplog.records)
