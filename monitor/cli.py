@@ -14,6 +14,7 @@
     monitor notify test NAME
     monitor prune [--older-than 180d]
     monitor db upgrade
+    monitor sources import FILE.opml [--dry-run] | sources export [FILE.opml]
 
 ``--config PATH``, ``--log-level`` and ``--log-format text|json`` are accepted before or
 after the verb (else ``$MONITOR_CONFIG``, else ``config/monitor.yaml``). Errors print one
@@ -85,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     prune = sub.add_parser("prune", parents=[common], help="drop old article bodies now")
     prune.add_argument("--older-than", help="override retention.articles, e.g. 180d")
 
+    sources = sub.add_parser("sources", parents=[common], help="OPML import and export")
+    sources.add_argument("action", choices=["import", "export"])
+    sources.add_argument("file", type=Path, nargs="?")
+    sources.add_argument("--dry-run", action="store_true", help="import: only count")
+
     db = sub.add_parser("db", parents=[common], help="database schema")
     db.add_argument("action", choices=["upgrade"])
 
@@ -127,7 +133,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     handlers = {"run": _run, "status": _status, "alerts": _alerts, "check": _check,
                 "explain": _explain, "story": _story, "outbox": _outbox, "notify": _notify,
-                "db": _db, "prune": _prune}  # fmt: skip
+                "db": _db, "prune": _prune, "sources": _sources}  # fmt: skip
     return handlers[args.verb](args, config)
 
 
@@ -249,6 +255,26 @@ def _is_duration(text: str) -> bool:
 
 def _days(seconds: float) -> str:
     return f"{seconds / 86400:g}d"
+
+
+def _sources(args: argparse.Namespace, config: Config) -> int:
+    from .opml import export_opml, import_into_config
+
+    if args.action == "export":
+        text = export_opml(config.feeds)
+        if args.file is None:
+            sys.stdout.write(text)
+        else:
+            args.file.write_text(text, encoding="utf-8")
+            print(f"wrote {len(config.feeds)} sources to {args.file}")
+        return 0
+    if args.file is None or config.path is None:
+        raise MonitorError("sources import needs an OPML file")
+    added = import_into_config(config.path, args.file, dry_run=args.dry_run)
+    verb = "would add" if args.dry_run else "added"
+    print(f"{verb} {added} sources to {config.path}" + ("" if args.dry_run or not added
+          else f" (the previous file is {config.path.name}.bak)"))  # fmt: skip
+    return 0
 
 
 def _db(args: argparse.Namespace, config: Config) -> int:

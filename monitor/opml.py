@@ -16,7 +16,7 @@ from xml.sax.saxutils import quoteattr
 from .config import FeedConfig
 from .errors import ConfigError
 
-__all__ = ["OPMLFeed", "export_opml", "merge_feeds", "read_opml"]
+__all__ = ["OPMLFeed", "export_opml", "import_into_config", "merge_feeds", "read_opml"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +91,32 @@ def export_opml(feeds: Sequence[FeedConfig], title: str = "news monitor sources"
 
 def _text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def import_into_config(config_path: Path, opml_path: Path, *, dry_run: bool = False) -> int:
+    """Add an OPML file's new feeds to a config file; the old file is kept as ``.bak``.
+
+    The merged config is validated before anything is written.
+
+    Returns:
+        How many feeds were added.
+
+    Raises:
+        ConfigError: the OPML or the resulting config is invalid (nothing written).
+    """
+    import os
+
+    import yaml
+
+    from .config import parse_config
+
+    raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    feeds, added = merge_feeds(raw.get("feeds") or [], read_opml(opml_path))
+    merged = {**raw, "feeds": feeds}
+    parse_config(merged, env=os.environ, path=config_path)
+    if added and not dry_run:
+        backup = config_path.with_name(config_path.name + ".bak")
+        backup.write_text(config_path.read_text(encoding="utf-8"), encoding="utf-8")
+        text = yaml.safe_dump(merged, allow_unicode=True, sort_keys=False, width=100)
+        config_path.write_text(text, encoding="utf-8")
+    return added

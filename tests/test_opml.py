@@ -74,3 +74,26 @@ def test_export_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "out.opml"
     path.write_text(export_opml(feeds))
     assert read_opml(path) == [OPMLFeed(f.name, f.url) for f in feeds]
+
+
+def test_cli_import_then_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli import main
+
+    config = tmp_path / "monitor.yaml"
+    config.write_text("feeds:\n  - {name: DoD News, url: 'https://www.defense.gov/rss'}\n"
+                      "watchlists: []\n")  # fmt: skip
+    subs = tmp_path / "subs.opml"
+    subs.write_text(READER_EXPORT)
+    assert main(["sources", "import", str(subs), "--dry-run", "--config", str(config)]) == 0
+    assert "would add 1 sources" in capsys.readouterr().out
+    assert "kyodo" not in config.read_text()
+    assert main(["sources", "import", str(subs), "--config", str(config)]) == 0
+    assert (tmp_path / "monitor.yaml.bak").exists()
+    assert main(["sources", "export", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert 'xmlUrl="https://english.kyodonews.net/rss/news.xml"' in out
+    assert out.count("<outline") == 2
+    bad = tmp_path / "bad.opml"
+    bad.write_text("<html/>")
+    assert main(["sources", "import", str(bad), "--config", str(config)]) == 2
+    assert "bad.opml" in capsys.readouterr().err
