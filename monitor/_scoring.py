@@ -1,0 +1,202 @@
+"""Level-3 scoring for story dedupe: pair features, the pair model, the story score.
+
+- The **pair model** is a logistic regression over symmetric pair features
+  (``PAIR_FEATURES``), fitted on labelled news by ``bench/dedupe_tune.py``: the log-odds that
+  two articles report the same event.
+- The **story score** of an article against a story mixes the pair log-odds of the story's
+  closest member with the mean over its ``STORY_MEMBERS`` closest members. The mean asks
+  several reports of the event to agree, so one member that drifted towards a similar
+  event (another earthquake, another 2+2 meeting) cannot pull the article into its story.
+
+Everything here is a pure function of fingerprint data (``monitor.dedupe``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "PAIR_FEATURES",
+    "STORY_MEMBERS",
+    "Model",
+    "Pair",
+    "describe",
+    "pair",
+    "story_probability",
+]
+
+PAIR_FEATURES = (
+    "terms",  # cosine of the rarity-weighted term vectors
+    "names",  # cosine of the rarity-weighted name vectors
+    "numbers",  # Jaccard of the significant numbers (13 and up, or with decimals)
+    "title",  # cosine of the weighted title terms
+    "year_conflict",  # both mention years, none in common
+    "year_shared",  # a mentioned year in common
+    "date_shared",  # a calendar day ("July 28") in common
+    "month_conflict",  # both name months, none in common
+    "weekday_conflict",  # both name weekdays, none in common
+    "dated",  # both have a publication time (not just a fetch time)
+    "same_day",  # ... at most 36 hours apart
+)
+# How many of a story's closest members the story score averages over.
+STORY_MEMBERS = 4
+# Two publication times this close count as the same news day (time zones, late editions).
+SAME_DAY_HOURS = 36.0
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """The pair model: log-odds = bias + sum(weight * feature), in PAIR_FEATURES order."""
+
+    bias: float
+    weights: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """Two articles compared: the features, the log-odds, and the shared particulars."""
+
+    features: tuple[float, ...]
+    logit: float
+    shared_names: tuple[str, ...]  # heaviest first
+    shared_terms: tuple[str, ...]  # heaviest first, names left out
+
+
+def pair(
+    a: Mapping[str, Any], b: Mapping[str, Any], hours_apart: float | None, model: Model
+) -> Pair:
+    """Compare two fingerprints' data (symmetric in ``a`` and ``b``).
+
+    Args:
+        a: ``Fingerprint.data`` of one article.
+        b: ``Fingerprint.data`` of the other.
+        hours_apart: Time between them when both times are publication times, else None.
+        model: The weights.
+
+    Returns:
+        The pair features, their log-odds under the pair model, and what they share.
+    """
+    features, shared_names, shared_terms = _pair_features(a, b)
+    same_day = hours_apart is not None and hours_apart <= SAME_DAY_HOURS
+    features = (*features, float(hours_apart is not None), float(same_day))
+    logit = model.bias + _dot(model.weights, features)
+    return Pair(features, logit, shared_names, shared_terms)
+
+
+def _pair_features(
+    a: Mapping[str, Any], b: Mapping[str, Any]
+) -> tuple[tuple[float, ...], tuple[str, ...], tuple[str, ...]]:
+    terms, shared_terms = _cosine(a["vec"], b["vec"])
+    names, shared_names = _cosine(a["names"], b["names"])
+    years_a, years_b = set(a["years"]), set(b["years"])
+    features = (
+        terms,
+        names,
+        _jaccard(a["numbers"], b["numbers"]),
+        _title_cosine(a, b),
+        float(bool(years_a and years_b and not years_a & years_b)),
+        float(bool(years_a & years_b)),
+        float(bool(set(a["dates"]) & set(b["dates"]))),
+        _conflict(a["months"], b["months"]),
+        _conflict(a["weekdays"], b["weekdays"]),
+    )
+    named = set(shared_names)
+    return features, shared_names, tuple(t for t in shared_terms if t not in named)
+
+
+def story_probability(logits: Sequence[float], best_share: float) -> float:
+    """The probability that an article joins a story, from its pair log-odds.
+
+    Args:
+        logits: Pair log-odds against the story's closest members, closest first (only
+            the first ``STORY_MEMBERS`` count).
+        best_share: Weight of the closest member; the mean takes the rest.
+
+    Returns:
+        ``sigmoid(best_share * closest + (1 - best_share) * mean)``.
+    """
+    top = logits[:STORY_MEMBERS]
+    mean = math.fsum(top) / len(top)
+    return _sigmoid(best_share * top[0] + (1.0 - best_share) * mean)
+
+
+def describe(p: Pair, data: Mapping[str, Any]) -> str:
+    """What a pair shares and where it disagrees, for a decision's reason.
+
+    Args:
+        p: The pair.
+        data: ``Fingerprint.data`` of the article the reason is about (names as written).
+
+    Returns:
+        E.g. ``shared names Lloyd Austin, Tokyo; terms headquarters, joint``.
+    """
+    parts = []
+    if p.shared_names:
+        parts.append("shared names " + ", ".join(_as_written(p.shared_names, data)))
+    if p.shared_terms:
+        parts.append("terms " + ", ".join(p.shared_terms[:4]))
+    for feature, words in _TIME_CONFLICTS.items():
+        if p.features[PAIR_FEATURES.index(feature)]:
+            parts.append(words)
+    return "; ".join(parts) or "nothing specific shared"
+
+
+_TIME_CONFLICTS = {
+    "year_conflict": "different years",
+    "month_conflict": "different months",
+    "weekday_conflict": "different weekdays",
+}
+
+
+def _as_written(shared: Sequence[str], data: Mapping[str, Any], n: int = 5) -> list[str]:
+    """Shared names among the heaviest, as the article writes them ("Lloyd Austin")."""
+    wanted = set(shared[: n * 2])
+    out: list[str] = []
+    used: set[str] = set()
+    for name in data.get("shown", ()):
+        words = name.casefold().split()
+        if words and set(words) <= wanted and not set(words) <= used:
+            out.append(name)
+            used.update(words)
+    out.extend(t.capitalize() for t in shared[: n * 2] if t not in used)
+    return out[:n]
+
+
+def _dot(weights: Sequence[float], features: Sequence[float]) -> float:
+    return math.fsum(w * f for w, f in zip(weights, features, strict=True))
+
+
+def _sigmoid(z: float) -> float:
+    if z < -60.0:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[float, tuple[str, ...]]:
+    if len(a) > len(b):
+        a, b = b, a
+    shared = {t: w * b[t] for t, w in a.items() if t in b}
+    if not shared:
+        return 0.0, ()
+    # fsum is exact, so the result does not depend on which side is iterated.
+    norm = math.sqrt(math.fsum(w * w for w in a.values()) * math.fsum(w * w for w in b.values()))
+    ranked = sorted(shared, key=lambda t: (-shared[t], t))
+    return min(1.0, math.fsum(shared.values()) / norm), tuple(ranked)
+
+
+def _conflict(a: Sequence[Any], b: Sequence[Any]) -> float:
+    return float(bool(a and b and not set(a) & set(b)))
+
+
+def _jaccard(a: Sequence[str], b: Sequence[str]) -> float:
+    sa, sb = set(a), set(b)
+    return len(sa & sb) / len(sa | sb) if sa and sb else 0.0
+
+
+def _title_cosine(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+    va = {t: a["vec"].get(t, 0.0) for t in a["title_terms"]}
+    vb = {t: b["vec"].get(t, 0.0) for t in b["title_terms"]}
+    return _cosine(va, vb)[0] if any(va.values()) and any(vb.values()) else 0.0

@@ -1,0 +1,400 @@
+"""Story dedupe: is this article a copy, a re-report of a known story, or news?
+
+Pure: values in, a ``Decision`` out; no database, clock or network. Storage indexes the
+``Fingerprint`` and hands back ``Candidate``s by the retrieval contract below; this module
+only derives fingerprints and decides.
+
+Levels (DESIGN.md, "Dedupe levels"; issue #3):
+
+1. **Same item**: a stored article shares an exact key: the feed GUID
+   (``guid:{source}:{guid}``), the canonical URL (``url:{url}``) or the hash of the
+   normalised title and body (``text:{hash}``). Any age.
+2. **Same text**: a syndicated or lightly edited copy under another URL. The body's
+   MinHash signature (one-permutation hashing over word 3-shingles) is cut into LSH bands;
+   a stored article sharing a band is verified on the full stored signature. Any age.
+3. **Same story**: another write-up of the same event. Candidates within ``WINDOW`` of
+   the article's own time are scored on what tells two events of one kind apart: rare
+   shared terms weighted by a background frequency table (so weights mean something from
+   the first article on), shared names, numbers, years, months, weekdays and calendar
+   days, and publication on the same day. A logistic pair model turns these into log-odds
+   of "same event"; a story's score mixes its closest member with the mean of its few
+   closest members, so several reports must agree before an article joins
+   (``monitor._scoring``).
+
+A NEW article names a ``related_story_id`` when a story shares its names without being
+the same event: a follow-up (the joint force headquarters is stood up) rather than a
+re-report (the 2+2 meeting announced it).
+
+Retrieval contract (what storage implements, in SQL; ``bench/dedupe_tune.py`` does the
+same in memory). For an article ``a`` with fingerprint ``fp``, the candidates are the union
+of:
+
+(a) every stored article with a key in ``fp.keys``, whatever its age;
+(b) every stored article with a band in ``fp.bands``, whatever its age;
+(c) among stored articles whose ``when`` lies in ``[a.when - WINDOW, a.when + WINDOW]``
+    and that share at least one of ``fp.terms``, the ``CANDIDATE_LIMIT`` with the most
+    distinct shared terms, ties broken by later ``when`` first, then higher article id.
+
+Each candidate carries its stored fingerprint (``data`` loaded back from JSON) and the
+story it belongs to now. The order of candidates does not matter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from monitor import _features, _scoring
+from monitor._scoring import PAIR_FEATURES, Model, Pair
+from monitor.types import Article, Candidate, Decision, DecisionKind, Fingerprint
+
+__all__ = [
+    "CANDIDATE_LIMIT",
+    "FINGERPRINT_VERSION",
+    "PAIR_FEATURES",
+    "THRESHOLDS",
+    "WINDOW",
+    "Model",
+    "Pair",
+    "StoryMatch",
+    "Thresholds",
+    "compare",
+    "decide",
+    "fingerprint",
+    "match_stories",
+    "text_similarity",
+]
+
+# Bump whenever tokens, weights, keys or the signature change: stored fingerprints of
+# another version are compared by their keys only (level 1), never scored.
+FINGERPRINT_VERSION = 1
+WINDOW = timedelta(days=7)
+CANDIDATE_LIMIT = 50
+
+# LSH banding of the 64-value signature: 16 bands of 4 rows. A pair with shingle Jaccard J
+# shares a band with probability 1 - (1 - J**4) ** 16: 0.99 at J = 0.7, 0.64 at J = 0.5,
+# 0.025 at J = 0.2 and 0.0016 at J = 0.1.
+BANDS = 16
+ROWS = _features.SIGNATURE_SIZE // BANDS
+# The text key needs this many words: short title-only items ("Daily briefing") repeat
+# with different news behind them.
+MIN_TEXT_KEY_WORDS = 20
+# Level-3 lookup terms per article (storage indexes them): names first, then rare words.
+TERMS_PER_ARTICLE = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The tunable numbers of ``decide``, fitted and tuned by ``bench/dedupe_tune.py``.
+
+    =============  ======  ==========================================================
+    name           value   meaning
+    =============  ======  ==========================================================
+    same_text      0.70    level 2: estimated shingle Jaccard of the two bodies
+    same_story     0.85    level 3: story probability needed to join the story
+    best_share     0.30    level 3: weight of the closest member in the story score;
+                           the mean over the closest ``STORY_MEMBERS`` takes the rest
+    related        0.20    NEW, but names a related story at this probability ...
+    related_names  0.30    ... or sharing this much (cosine) of the weighted names
+    model          fitted  the pair model (``monitor._scoring``), weights in
+                           ``PAIR_FEATURES`` order
+    =============  ======  ==========================================================
+    """
+
+    same_text: float = 0.70
+    same_story: float = 0.85
+    best_share: float = 0.30
+    related: float = 0.20
+    related_names: float = 0.30
+    model: Model = Model(
+        bias=-5.095,
+        weights=(9.063, 6.5, 5.041, 1.483, -1.028, 1.485, 1.824, -0.778, -0.888, 0.946, 2.295),
+    )
+
+
+THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True, slots=True)
+class StoryMatch:
+    """An article against one candidate story: the score, and the closest member."""
+
+    story_id: int
+    probability: float
+    closest: Candidate
+    pair: Pair  # the article against ``closest``
+
+
+def fingerprint(article: Article) -> Fingerprint:
+    """Derive the keys, LSH bands, lookup terms and scoring data of ``article``.
+
+    Args:
+        article: A normalised article.
+
+    Returns:
+        The fingerprint; ``data`` is JSON-serialisable and survives a round trip.
+    """
+    feats = _features.extract(article.title, article.body)
+    data: dict[str, Any] = {
+        "lang": feats.lang,
+        "dated": article.published is not None,
+        "title": article.title,
+        "vec": _rounded(feats.vector),
+        "names": _rounded(feats.entities),
+        "shown": list(feats.shown),
+        "numbers": list(feats.numbers),
+        "years": list(feats.years),
+        "dates": list(feats.dates),
+        "months": list(feats.months),
+        "weekdays": list(feats.weekdays),
+        "title_terms": list(feats.title_terms),
+        "sig": list(feats.signature),
+    }
+    return Fingerprint(
+        keys=_keys(article),
+        bands=_bands(feats.signature),
+        terms=_lookup_terms(feats),
+        data=data,
+        version=FINGERPRINT_VERSION,
+    )
+
+
+def _rounded(weights: Mapping[str, float]) -> dict[str, float]:
+    return {term: round(w, 3) for term, w in weights.items()}
+
+
+def _keys(article: Article) -> tuple[str, ...]:
+    keys: list[str] = []
+    if article.guid:
+        keys.append(f"guid:{article.source}:{article.guid}")
+    if article.url:
+        keys.append(f"url:{article.url}")
+    text = _features.normalised_text(article.title, article.body)
+    if text.count(" ") + 1 >= MIN_TEXT_KEY_WORDS:
+        keys.append(f"text:{_stable_hash(text)}")
+    return tuple(keys)
+
+
+def _stable_hash(text: str) -> str:
+    # The version is hashed in, so a changed normalisation cannot collide with old keys.
+    salted = f"{FINGERPRINT_VERSION}\n{text}".encode()
+    return hashlib.blake2b(salted, digest_size=16).hexdigest()
+
+
+def _bands(signature: Sequence[int]) -> tuple[str, ...]:
+    if not signature:
+        return ()
+    bands = []
+    for i in range(BANDS):
+        rows = ",".join(str(v) for v in signature[i * ROWS : (i + 1) * ROWS])
+        digest = hashlib.blake2b(rows.encode(), digest_size=8).hexdigest()
+        bands.append(f"m{FINGERPRINT_VERSION}.{i}:{digest}")
+    return tuple(bands)
+
+
+def _lookup_terms(feats: _features.Features) -> tuple[str, ...]:
+    names = _features.top_terms(feats.entities, TERMS_PER_ARTICLE // 2)
+    words = [t for t in _features.top_terms(feats.vector, TERMS_PER_ARTICLE) if t not in names]
+    return tuple((names + words)[:TERMS_PER_ARTICLE])
+
+
+def text_similarity(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+    """Level 2: the estimated shingle Jaccard of two fingerprints' bodies (symmetric)."""
+    return _features.signature_similarity(a.get("sig") or (), b.get("sig") or ())
+
+
+def decide(
+    article: Article,
+    fp: Fingerprint,
+    candidates: Sequence[Candidate],
+    *,
+    thresholds: Thresholds = THRESHOLDS,
+) -> Decision:
+    """Decide whether ``article`` is a duplicate, a re-report or a new story.
+
+    Args:
+        article: The incoming article.
+        fp: Its fingerprint (``fingerprint(article)``).
+        candidates: Stored articles found by the retrieval contract (module docstring),
+            in any order.
+        thresholds: The decision thresholds (the defaults are the tuned ones).
+
+    Returns:
+        The decision with its score and a reason naming what decided it.
+    """
+    # Order and repeats (a candidate found by key and by terms) must not matter.
+    ordered = sorted({c.article_id: c for c in candidates}.values(), key=lambda c: c.article_id)
+    return (
+        _same_item(fp, ordered)
+        or _same_text(fp, ordered, thresholds)
+        or _same_story(article, fp, ordered, thresholds)
+    )
+
+
+_KEY_KINDS = {"guid": "feed GUID", "url": "canonical URL", "text": "title and text"}
+
+
+def _same_item(fp: Fingerprint, candidates: Sequence[Candidate]) -> Decision | None:
+    kinds = list(_KEY_KINDS)
+    best: tuple[int, int, str, Candidate] | None = None
+    for cand in candidates:
+        for key in set(fp.keys).intersection(cand.fingerprint.keys):
+            kind = key.split(":", 1)[0]
+            entry = (kinds.index(kind) if kind in kinds else len(kinds), cand.article_id, kind)
+            if best is None or entry < best[:3]:
+                best = (*entry, cand)
+    if best is None:
+        return None
+    kind, cand = best[2], best[3]
+    return Decision(
+        kind=DecisionKind.DUPLICATE,
+        level=1,
+        score=1.0,
+        reason=f"same item: same {_KEY_KINDS.get(kind, kind)} as article {cand.article_id}",
+        article_id=cand.article_id,
+        story_id=cand.story_id,
+    )
+
+
+def _comparable(fp: Fingerprint, cand: Candidate) -> bool:
+    return cand.fingerprint.version == fp.version and bool(cand.fingerprint.data)
+
+
+def _same_text(fp: Fingerprint, candidates: Sequence[Candidate], t: Thresholds) -> Decision | None:
+    best: tuple[float, Candidate] | None = None
+    for cand in candidates:
+        if not _comparable(fp, cand):
+            continue
+        sim = text_similarity(fp.data, cand.fingerprint.data)
+        if sim >= t.same_text and (best is None or sim > best[0]):
+            best = (sim, cand)
+    if best is None:
+        return None
+    sim, cand = best
+    return Decision(
+        kind=DecisionKind.DUPLICATE,
+        level=2,
+        score=round(sim, 4),
+        reason=(
+            f"same text as article {cand.article_id}: {sim:.0%} of word shingles "
+            f"shared >= {t.same_text:.0%}"
+        ),
+        article_id=cand.article_id,
+        story_id=cand.story_id,
+    )
+
+
+def compare(
+    article: Article,
+    fp: Fingerprint,
+    candidates: Sequence[Candidate],
+    thresholds: Thresholds = THRESHOLDS,
+) -> list[tuple[Candidate, Pair]]:
+    """Level 3: the article against each comparable candidate within ``WINDOW``.
+
+    Args:
+        article: The incoming article.
+        fp: Its fingerprint.
+        candidates: Stored articles from the retrieval contract, in any order.
+        thresholds: The models.
+
+    Returns:
+        ``(candidate, pair)`` for each candidate of the same fingerprint version whose time
+        is within ``WINDOW`` of the article's, by article id.
+    """
+    out = []
+    for cand in sorted(candidates, key=lambda c: c.article_id):
+        if not _comparable(fp, cand) or abs(cand.when - article.when) > WINDOW:
+            continue
+        hours = _hours_apart(article.when, fp.data, cand.when, cand.fingerprint.data)
+        out.append((cand, _scoring.pair(fp.data, cand.fingerprint.data, hours, thresholds.model)))
+    return out
+
+
+def match_stories(
+    article: Article,
+    fp: Fingerprint,
+    candidates: Sequence[Candidate],
+    thresholds: Thresholds = THRESHOLDS,
+) -> list[StoryMatch]:
+    """Level 3: score ``article`` against the stories of its candidates, best first.
+
+    Only candidates of the same fingerprint version within ``WINDOW`` count (``compare``).
+
+    Args:
+        article: The incoming article.
+        fp: Its fingerprint.
+        candidates: Stored articles from the retrieval contract, in any order.
+        thresholds: The pair model and the story score's ``best_share``.
+
+    Returns:
+        The candidates' stories, most probable first (ties: lower story id).
+    """
+    members: dict[int, list[tuple[Pair, Candidate]]] = {}
+    for cand, p in compare(article, fp, candidates, thresholds):
+        members.setdefault(cand.story_id, []).append((p, cand))
+    matches = []
+    for story_id, story in members.items():
+        story.sort(key=lambda m: (-m[0].logit, m[1].article_id))
+        logits = [p.logit for p, _ in story]
+        probability = _scoring.story_probability(logits, thresholds.best_share)
+        matches.append(StoryMatch(story_id, probability, story[0][1], story[0][0]))
+    matches.sort(key=lambda m: (-m.probability, m.story_id))
+    return matches
+
+
+def _hours_apart(
+    when_a: Any, data_a: Mapping[str, Any], when_b: Any, data_b: Mapping[str, Any]
+) -> float | None:
+    if not (data_a.get("dated") and data_b.get("dated")):
+        return None
+    return float(abs((when_a - when_b).total_seconds()) / 3600.0)
+
+
+def _same_story(
+    article: Article, fp: Fingerprint, candidates: Sequence[Candidate], t: Thresholds
+) -> Decision:
+    matches = match_stories(article, fp, candidates, t)
+    if not matches:
+        return Decision(DecisionKind.NEW, 0, 0.0, "new story: nothing stored to compare")
+    top = matches[0]
+    p = top.probability
+    if p >= t.same_story:
+        return Decision(
+            kind=DecisionKind.REREPORT,
+            level=3,
+            score=round(p, 4),
+            reason=(
+                f"same event: {_scoring.describe(top.pair, fp.data)}; "
+                f"score {p:.2f} >= {t.same_story:.2f}"
+            ),
+            article_id=top.closest.article_id,
+            story_id=top.story_id,
+        )
+    related = next((m for m in matches if _related(m, t)), None)
+    if related is None:
+        return Decision(
+            DecisionKind.NEW,
+            0,
+            round(p, 4),
+            f"new story: closest story {top.story_id} scores {p:.2f} < {t.same_story:.2f}",
+        )
+    return Decision(
+        kind=DecisionKind.NEW,
+        level=0,
+        score=round(p, 4),
+        reason=(
+            f"new story, follows story {related.story_id}: "
+            f"{_scoring.describe(related.pair, fp.data)}; "
+            f"score {related.probability:.2f} < {t.same_story:.2f}"
+        ),
+        related_story_id=related.story_id,
+    )
+
+
+def _related(match: StoryMatch, t: Thresholds) -> bool:
+    names = match.pair.features[PAIR_FEATURES.index("names")]
+    return match.probability >= t.related or names >= t.related_names
