@@ -1,0 +1,553 @@
+"""Story dedupe (monitor.dedupe): the three levels on small real-looking cases, properties.
+
+The articles below are written for these tests after real events (the July 2024 US-Japan
+"2+2" in Tokyo, the US-Philippines "2+2" two days later, the Hualien and New Jersey
+earthquakes of April 2024); the seed articles come from storage/seeds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import storage
+from monitor import dedupe
+from monitor.types import Article, Candidate, Decision, DecisionKind, Fingerprint
+
+SEED_DAY = datetime(2024, 7, 28, tzinfo=UTC)
+QUAKE_DAY = datetime(2024, 4, 3, tzinfo=UTC)
+UNDATED = datetime(2024, 1, 1, tzinfo=UTC)  # a fetch time, as in `monitor eval stories`
+
+TOKYO_2PLUS2 = (
+    "US to turn Japan command into joint force headquarters as allies eye China",
+    """TOKYO, July 28 - The United States will upgrade U.S. Forces Japan into a joint force \
+headquarters with expanded missions and operational responsibilities, Defense Secretary Lloyd \
+Austin said on Sunday after security talks in Tokyo.
+
+Austin and Secretary of State Antony Blinken met Japanese Foreign Minister Yoko Kamikawa and \
+Defense Minister Minoru Kihara for the so-called "2+2" talks, where the four ministers called \
+China the greatest strategic challenge facing the alliance and the region.
+
+The overhaul of the command, which oversees about 54,000 American troops in Japan, will be the \
+most significant change to U.S. Forces Japan since it was created, Austin said. The new \
+headquarters is meant to work more closely with a joint operations command that Japan's \
+Self-Defense Forces plan to set up by March 2025.
+
+The ministers also held their first ministerial meeting on extended deterrence, the U.S. \
+commitment to use its nuclear forces to defend its allies, amid concern over China's expanding \
+nuclear arsenal and Russia's deepening military cooperation with North Korea.
+
+They agreed to expand co-production of missiles, including air-to-air missiles, in Japan and to \
+work on the repair of U.S. Navy ships and aircraft in Japanese shipyards.""",
+)
+
+# The same wire story as syndicated elsewhere: a word changed here and there, a credit line.
+TOKYO_2PLUS2_COPY = (
+    "Allies agree overhaul of US command in Japan",
+    TOKYO_2PLUS2[1]
+    .replace("the alliance and the region", "the alliance and the wider region")
+    .replace("since it was created, Austin said", "since it was created, Austin told reporters")
+    + "\n\n(Reporting by the Tokyo bureau; Editing by the Asia desk)",
+)
+
+NEXT_2PLUS2 = (
+    "US, Japan ministers agree to speed missile co-production at 2+2 in Washington",
+    """WASHINGTON, Aug 3 - Defense Secretary Pete Hegseth and Secretary of State Marco Rubio \
+hosted Japan's Foreign Minister Takeshi Iwaya and Defense Minister Gen Nakatani on Tuesday for \
+the allies' annual "2+2" security talks, the first under the new U.S. administration.
+
+The ministers agreed to double the planned output of jointly produced SM-3 interceptors and \
+AMRAAM air-to-air missiles by 2027 and to open a second repair yard for U.S. Navy destroyers at \
+Sasebo. Japan said it would raise its host-nation support by 12% over five years.
+
+Nakatani said Japan's joint operations command, stood up in March, now works daily with its \
+U.S. counterpart. Hegseth pressed Tokyo to lift defense spending beyond 2% of gross domestic \
+product, and the two sides set up a working group on a trilateral air-defense network with the \
+Philippines.
+
+China's foreign ministry called the meeting "bloc confrontation" and urged Washington and Tokyo \
+to stop hyping the so-called China threat.""",
+)
+
+MANILA_2PLUS2 = (
+    "Austin, Blinken pledge $500 million to bolster Philippine military",
+    """MANILA, July 30 - The United States will provide $500 million in foreign military \
+financing to the Philippines, Secretary of State Antony Blinken said on Tuesday after "2+2" \
+talks in Manila with Defense Secretary Lloyd Austin and their Philippine counterparts, Enrique \
+Manalo and Gilberto Teodoro.
+
+The funding, the largest of its kind to Manila, will help modernise the Philippine armed forces \
+and coast guard as they face increasingly aggressive Chinese ships around Second Thomas Shoal \
+in the South China Sea.
+
+Austin said Washington would spend more on the sites Philippine forces host under the Enhanced \
+Defense Cooperation Agreement, and the two sides agreed to speed up a general security of \
+military information agreement. Teodoro said the Philippines would not be intimidated.""",
+)
+
+QUAKE_HUALIEN = (
+    "Strongest quake in 25 years hits Taiwan, killing nine",
+    """A magnitude 7.4 earthquake struck off Hualien on Taiwan's east coast on Wednesday \
+morning, killing at least nine people and injuring more than 900, the island's fire agency \
+said.
+
+The quake, the strongest to hit Taiwan in 25 years, struck at 7:58 a.m. about 18 kilometres \
+south of Hualien City at a depth of 15.5 kilometres, according to the Central Weather \
+Administration. Buildings leaned at sharp angles in Hualien, and rockslides buried cars on the \
+coastal highway.
+
+Rescuers were trying to reach about 70 workers trapped in two quarries, and more than 50 people \
+were stranded on a bus on a mountain road near Taroko Gorge. Tsunami warnings issued in Japan's \
+Okinawa and in the Philippines were later lifted.
+
+Taiwan Semiconductor Manufacturing Co said it had evacuated some fabrication plants and that \
+its safety systems were working normally.""",
+)
+
+QUAKE_HUALIEN_REWRITE = (
+    "Hualien quake: 9 dead, hundreds hurt as Taiwan assesses damage",
+    """HUALIEN, Taiwan - Nine people were killed and 934 injured when a magnitude 7.4 \
+earthquake shook eastern Taiwan early on Wednesday, officials said, the most powerful tremor on \
+the island since 1999.
+
+The epicentre lay just off the coast south of Hualien City, where a five-storey building was \
+left tilting over the street. Three hikers died in rockslides on a trail in Taroko National \
+Park, and dozens of workers were cut off at quarries in the mountains.
+
+Aftershocks of up to magnitude 6.5 rattled the island through the day. President Tsai Ing-wen \
+urged people to stay away from the mountains, and chipmaker TSMC said most of its equipment had \
+recovered.""",
+)
+
+QUAKE_NEW_JERSEY = (
+    "Magnitude 4.8 earthquake rattles New Jersey and New York City",
+    """A magnitude 4.8 earthquake centred in New Jersey shook buildings across New York City \
+and the Northeast on Friday morning, startling millions of people in a region that rarely feels \
+tremors. No serious injuries were reported.
+
+The U.S. Geological Survey said the quake struck at 10:23 a.m. near Whitehouse Station in \
+Hunterdon County, at a depth of about 5 kilometres. Shaking was felt from Baltimore to Boston, \
+and an aftershock of magnitude 4.0 followed in the evening.
+
+Flights at Newark airport were briefly halted while runways were inspected, and Amtrak slowed \
+trains along the Northeast Corridor. New York Governor Kathy Hochul said state officials were \
+checking bridges and tunnels for damage.""",
+)
+
+
+def make_article(
+    text: tuple[str, str],
+    when: datetime,
+    *,
+    url: str | None = None,
+    guid: str | None = None,
+    source: str = "wire",
+    dated: bool = True,
+) -> Article:
+    title, body = text
+    return Article(
+        source=source,
+        title=title,
+        body=body,
+        url=url,
+        link=url,
+        guid=guid,
+        published=when if dated else None,
+        fetched=when,
+    )
+
+
+def stored(fp: Fingerprint) -> Fingerprint:
+    """The fingerprint as storage returns it: data through JSON."""
+    return replace(fp, data=json.loads(json.dumps(fp.data)))
+
+
+class Store:
+    """A list of stored articles; candidates are all of them (dedupe filters by window)."""
+
+    def __init__(self) -> None:
+        self.candidates: list[Candidate] = []
+
+    def ingest(self, article: Article) -> Decision:
+        fp = dedupe.fingerprint(article)
+        decision = dedupe.decide(article, fp, self.candidates)
+        story = decision.story_id
+        if story is None:
+            story = 1 + max((c.story_id for c in self.candidates), default=0)
+        article_id = len(self.candidates) + 1
+        self.candidates.append(
+            Candidate(article_id, story, article.when, article.title, stored(fp))
+        )
+        return decision
+
+
+def seed_articles() -> list[Article]:
+    """The seed documents, split into title and body as the pipeline does."""
+    out = []
+    for path in sorted((Path(storage.__file__).parent / "seeds").glob("*.txt")):
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        first = next(i for i, ln in enumerate(lines) if len(ln.split()) >= 4)
+        if len(lines[first].split()) <= 25:
+            title, rest = lines[first], lines[first + 1 :]
+        else:
+            title, rest = lines[first].split(". ")[0], lines[first:]
+        body = "\n".join(ln for ln in rest if ln)
+        out.append(Article("seed", title, body, None, None, path.name, SEED_DAY, SEED_DAY))
+    return out
+
+
+# -- the seed story ------------------------------------------------------------------------
+
+
+def test_seed_articles_form_one_story() -> None:
+    store = Store()
+    first, second = (store.ingest(a) for a in seed_articles())
+    assert first.kind is DecisionKind.NEW
+    assert second.kind is DecisionKind.REREPORT and second.level == 3
+    assert second.story_id == 1 and second.article_id == 1
+    assert "Austin" in second.reason and "Tokyo" in second.reason
+
+
+def test_seed_articles_form_one_story_without_dates() -> None:
+    # Content alone carries it: no same-day evidence when the times are fetch times.
+    store = Store()
+    undated = [replace(a, published=None, fetched=UNDATED) for a in seed_articles()]
+    decisions = [store.ingest(a) for a in undated]
+    assert decisions[1].kind is DecisionKind.REREPORT and decisions[1].story_id == 1
+
+
+# -- story decisions, table-driven ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """Articles stored in order, then one more; what dedupe should say about it."""
+
+    stored: Sequence[Article]
+    incoming: Article
+    kind: DecisionKind
+    level: int
+    story: int | None  # the story joined (1-based order of first appearance) or None
+    related: int | None = None
+
+
+def _seeds_then(*more: Article) -> list[Article]:
+    return [*seed_articles(), *more]
+
+
+_TOKYO = make_article(TOKYO_2PLUS2, SEED_DAY + timedelta(hours=3), url="https://a.example/1")
+_HUALIEN = make_article(QUAKE_HUALIEN, QUAKE_DAY, url="https://b.example/quake")
+
+CASES = {
+    "a differently worded report of the 2+2 joins the seed story": Case(
+        _seeds_then(), _TOKYO, DecisionKind.REREPORT, 3, 1
+    ),
+    "the same report undated still joins": Case(
+        [replace(a, published=None, fetched=UNDATED) for a in seed_articles()],
+        make_article(TOKYO_2PLUS2, UNDATED, dated=False),
+        DecisionKind.REREPORT,
+        3,
+        1,
+    ),
+    "a syndicated copy under another URL is the same text": Case(
+        _seeds_then(_TOKYO),
+        make_article(TOKYO_2PLUS2_COPY, SEED_DAY + timedelta(hours=5), url="https://c.example/9"),
+        DecisionKind.DUPLICATE,
+        2,
+        1,
+    ),
+    "the same feed GUID is the same item": Case(
+        [make_article(TOKYO_2PLUS2, SEED_DAY, guid="tag:wire,2024:1", source="wire")],
+        make_article(
+            ("US command in Japan to be upgraded (updated)", "Updated text."),
+            SEED_DAY + timedelta(hours=2),
+            guid="tag:wire,2024:1",
+            source="wire",
+        ),
+        DecisionKind.DUPLICATE,
+        1,
+        1,
+    ),
+    "the same canonical URL is the same item, whatever its age": Case(
+        [make_article(TOKYO_2PLUS2, SEED_DAY, url="https://a.example/1")],
+        make_article(
+            ("Different title", "A later edit of the page."),
+            SEED_DAY + timedelta(days=400),
+            url="https://a.example/1",
+        ),
+        DecisionKind.DUPLICATE,
+        1,
+        1,
+    ),
+    "the same title and text under another URL is the same item": Case(
+        [make_article(TOKYO_2PLUS2, SEED_DAY, url="https://a.example/1")],
+        make_article(TOKYO_2PLUS2, SEED_DAY + timedelta(days=30), url="https://mirror.example/x"),
+        DecisionKind.DUPLICATE,
+        1,
+        1,
+    ),
+    "another 2+2 a year later is a new story": Case(
+        _seeds_then(_TOKYO),
+        make_article(NEXT_2PLUS2, SEED_DAY + timedelta(days=371)),
+        DecisionKind.NEW,
+        0,
+        None,
+    ),
+    "another 2+2 with other ministers and outcomes is new even at the same time": Case(
+        [replace(a, published=None, fetched=UNDATED) for a in seed_articles()],
+        make_article(NEXT_2PLUS2, UNDATED, dated=False),
+        DecisionKind.NEW,
+        0,
+        None,
+    ),
+    "the US-Philippines 2+2 two days later is new, following the Tokyo story": Case(
+        _seeds_then(_TOKYO),
+        make_article(MANILA_2PLUS2, SEED_DAY + timedelta(days=2)),
+        DecisionKind.NEW,
+        0,
+        None,
+        related=1,
+    ),
+    "a second write-up of the Hualien earthquake joins it": Case(
+        [_HUALIEN],
+        make_article(QUAKE_HUALIEN_REWRITE, QUAKE_DAY + timedelta(hours=5)),
+        DecisionKind.REREPORT,
+        3,
+        1,
+    ),
+    "the New Jersey earthquake two days later is another story": Case(
+        [_HUALIEN, make_article(QUAKE_HUALIEN_REWRITE, QUAKE_DAY + timedelta(hours=5))],
+        make_article(QUAKE_NEW_JERSEY, QUAKE_DAY + timedelta(days=2)),
+        DecisionKind.NEW,
+        0,
+        None,
+    ),
+    "two earthquakes stay apart without dates too": Case(
+        [make_article(QUAKE_HUALIEN, UNDATED, dated=False)],
+        make_article(QUAKE_NEW_JERSEY, UNDATED, dated=False),
+        DecisionKind.NEW,
+        0,
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_story_decision(case: Case) -> None:
+    store = Store()
+    for article in case.stored:
+        store.ingest(article)
+    decision = store.ingest(case.incoming)
+    assert (decision.kind, decision.level) == (case.kind, case.level), decision.reason
+    assert decision.story_id == case.story
+    assert decision.related_story_id == case.related
+    if decision.kind is DecisionKind.NEW:
+        assert decision.article_id is None
+    else:
+        assert decision.article_id is not None
+        joined = store.candidates[decision.article_id - 1]
+        assert joined.story_id == decision.story_id
+    assert decision.reason
+
+
+def test_reason_names_what_decided() -> None:
+    store = Store()
+    for article in _seeds_then():
+        store.ingest(article)
+    decision = store.ingest(_TOKYO)
+    assert decision.reason.startswith("same event: shared names ")
+    for name in ("Austin", "Tokyo", "Blinken"):
+        assert name in decision.reason
+    assert f">= {dedupe.THRESHOLDS.same_story:.2f}" in decision.reason
+
+
+def test_level_three_ignores_candidates_outside_the_window() -> None:
+    old = make_article(QUAKE_HUALIEN, QUAKE_DAY)
+    fp = dedupe.fingerprint(old)
+    late = make_article(QUAKE_HUALIEN_REWRITE, QUAKE_DAY + dedupe.WINDOW + timedelta(hours=1))
+    cand = Candidate(1, 1, old.when, old.title, stored(fp))
+    decision = dedupe.decide(late, dedupe.fingerprint(late), [cand])
+    assert decision.kind is DecisionKind.NEW and decision.related_story_id is None
+
+
+def test_other_fingerprint_versions_match_by_keys_only() -> None:
+    article = make_article(TOKYO_2PLUS2, SEED_DAY, url="https://a.example/1")
+    old = replace(stored(dedupe.fingerprint(article)), version=dedupe.FINGERPRINT_VERSION - 1)
+    copy = make_article(TOKYO_2PLUS2_COPY, SEED_DAY, url="https://b.example/2")
+    decision = dedupe.decide(copy, dedupe.fingerprint(copy), [Candidate(1, 1, SEED_DAY, "", old)])
+    assert decision.kind is DecisionKind.NEW
+    same_url = make_article(TOKYO_2PLUS2_COPY, SEED_DAY, url="https://a.example/1")
+    decision = dedupe.decide(
+        same_url, dedupe.fingerprint(same_url), [Candidate(1, 1, SEED_DAY, "", old)]
+    )
+    assert (decision.kind, decision.level) == (DecisionKind.DUPLICATE, 1)
+
+
+def test_repeated_candidates_count_once() -> None:
+    store = Store()
+    for article in _seeds_then():
+        store.ingest(article)
+    fp = dedupe.fingerprint(_TOKYO)
+    once = dedupe.decide(_TOKYO, fp, store.candidates)
+    assert dedupe.decide(_TOKYO, fp, store.candidates * 3) == once
+
+
+# -- fingerprints --------------------------------------------------------------------------
+
+
+def test_fingerprint_keys() -> None:
+    article = make_article(TOKYO_2PLUS2, SEED_DAY, url="https://a.example/1", guid="g-1")
+    fp = dedupe.fingerprint(article)
+    assert fp.keys[0] == "guid:wire:g-1"
+    assert fp.keys[1] == "url:https://a.example/1"
+    assert fp.keys[2].startswith("text:") and len(fp.keys[2]) == len("text:") + 32
+    assert fp.version == dedupe.FINGERPRINT_VERSION
+
+
+def test_text_key_ignores_case_and_spacing_but_not_words() -> None:
+    a = dedupe.fingerprint(make_article(TOKYO_2PLUS2, SEED_DAY))
+    shouty = (TOKYO_2PLUS2[0].upper(), "  " + TOKYO_2PLUS2[1].replace(" ", "   "))
+    b = dedupe.fingerprint(make_article(shouty, SEED_DAY))
+    c = dedupe.fingerprint(make_article(TOKYO_2PLUS2_COPY, SEED_DAY))
+    assert a.keys == b.keys
+    assert a.keys != c.keys
+
+
+def test_short_items_get_no_text_key() -> None:
+    # "Daily briefing" repeats every day with other news behind it.
+    fp = dedupe.fingerprint(make_article(("Daily briefing", "Read more inside."), SEED_DAY))
+    assert not [k for k in fp.keys if k.startswith("text:")]
+
+
+def test_near_identical_copies_share_a_band_and_unrelated_texts_none() -> None:
+    tokyo = dedupe.fingerprint(make_article(TOKYO_2PLUS2, SEED_DAY))
+    copy = dedupe.fingerprint(make_article(TOKYO_2PLUS2_COPY, SEED_DAY))
+    quake = dedupe.fingerprint(make_article(QUAKE_HUALIEN, SEED_DAY))
+    rewrite = dedupe.fingerprint(make_article(QUAKE_HUALIEN_REWRITE, SEED_DAY))
+    assert len(tokyo.bands) == dedupe.BANDS
+    assert set(tokyo.bands) & set(copy.bands)
+    assert not set(tokyo.bands) & set(quake.bands)
+    assert not set(quake.bands) & set(rewrite.bands)  # same event, other words: level 3
+    assert dedupe.text_similarity(tokyo.data, copy.data) >= dedupe.THRESHOLDS.same_text
+    assert dedupe.text_similarity(quake.data, rewrite.data) < 0.2
+
+
+def test_lookup_terms_are_few_and_name_the_event() -> None:
+    fp = dedupe.fingerprint(make_article(TOKYO_2PLUS2, SEED_DAY))
+    assert 10 <= len(fp.terms) <= dedupe.TERMS_PER_ARTICLE
+    assert len(set(fp.terms)) == len(fp.terms)
+    assert {"kamikawa", "kihara", "blinken", "austin"} <= set(fp.terms)
+
+
+def test_fingerprint_data_survives_json() -> None:
+    fp = dedupe.fingerprint(make_article(TOKYO_2PLUS2, SEED_DAY))
+    assert json.loads(json.dumps(fp.data)) == fp.data
+
+
+def test_japanese_text_is_fingerprinted_by_character_bigrams() -> None:
+    body = "在日米軍を統合軍司令部に改編する方針を日米両政府が東京での2プラス2で確認した。" * 3
+    fp = dedupe.fingerprint(make_article(("在日米軍、統合軍司令部に", body), SEED_DAY))
+    assert fp.data["lang"] == "ja"
+    assert "在日" in fp.data["vec"] and "米軍" in fp.data["vec"]
+    assert fp.bands and fp.terms
+
+
+# -- properties ----------------------------------------------------------------------------
+
+_words = st.sampled_from(
+    "Tokyo Austin Blinken joint force headquarters earthquake Hualien magnitude 7.4 2024 "
+    "July 28 the of and said on Monday Friday 54,000 U.S. Japan's 東京 地震 missile talks "
+    "ministers NYPD , . ; \n".split(" ")
+)
+_text = st.lists(_words, max_size=120).map(" ".join)
+_titles = st.lists(_words, max_size=12).map(" ".join)
+
+
+@st.composite
+def articles(draw: st.DrawFn) -> Article:
+    when = SEED_DAY + timedelta(hours=draw(st.integers(-200, 200)))
+    return Article(
+        source=draw(st.sampled_from(["wire", "blog"])),
+        title=draw(_titles),
+        body=draw(_text),
+        url=draw(st.none() | st.sampled_from(["https://a.example/1", "https://b.example/2"])),
+        link=None,
+        guid=draw(st.none() | st.sampled_from(["g1", "g2"])),
+        published=draw(st.none() | st.just(when)),
+        fetched=when,
+    )
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(articles())
+def test_fingerprint_is_deterministic_and_json_safe(article: Article) -> None:
+    fp = dedupe.fingerprint(article)
+    assert dedupe.fingerprint(article) == fp
+    assert json.loads(json.dumps(fp.data)) == fp.data
+    assert len(fp.terms) <= dedupe.TERMS_PER_ARTICLE
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(articles(), articles())
+def test_similarities_are_symmetric(a: Article, b: Article) -> None:
+    fa, fb = dedupe.fingerprint(a), dedupe.fingerprint(b)
+    assert dedupe.text_similarity(fa.data, fb.data) == dedupe.text_similarity(fb.data, fa.data)
+    a_to_b = dedupe.compare(a, fa, [Candidate(2, 2, b.when, b.title, stored(fb))])
+    b_to_a = dedupe.compare(b, fb, [Candidate(1, 1, a.when, a.title, stored(fa))])
+    assert [p.logit for _, p in a_to_b] == [p.logit for _, p in b_to_a]
+
+
+_CORPUS = [
+    *seed_articles(),
+    _TOKYO,
+    make_article(MANILA_2PLUS2, SEED_DAY + timedelta(days=2)),
+    make_article(TOKYO_2PLUS2_COPY, SEED_DAY + timedelta(hours=5), url="https://c.example/9"),
+    make_article(NEXT_2PLUS2, SEED_DAY + timedelta(days=1)),
+    make_article(QUAKE_HUALIEN, SEED_DAY),
+    make_article(QUAKE_NEW_JERSEY, SEED_DAY),
+]
+_CANDIDATES = [
+    Candidate(i + 1, story, a.when, a.title, stored(dedupe.fingerprint(a)))
+    for i, (a, story) in enumerate(zip(_CORPUS, (1, 1, 1, 2, 1, 3, 4, 5), strict=True))
+]
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(st.permutations(_CANDIDATES), st.sampled_from(_CORPUS[2:]), st.integers(1, 8))
+def test_decide_does_not_depend_on_candidate_order(
+    candidates: list[Candidate], article: Article, keep: int
+) -> None:
+    fp = dedupe.fingerprint(replace(article, url="https://new.example/1"))
+    subset = sorted(candidates[:keep], key=lambda c: c.article_id)
+    expected = dedupe.decide(article, fp, subset)
+    assert dedupe.decide(article, fp, candidates[:keep]) == expected
+
+
+# -- the labelled dev set, when it is there ------------------------------------------------
+
+DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "stories_dev.jsonl"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEV.exists(), reason="../shared/eval/stories_dev.jsonl not present")
+def test_dev_set_does_not_regress(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "dedupe_tune", Path(__file__).resolve().parents[1] / "bench" / "dedupe_tune.py"
+    )
+    assert spec is not None and spec.loader is not None
+    tune = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "dedupe_tune", tune)
+    spec.loader.exec_module(tune)
+    corpus = tune.Corpus.of(tune.load(DEV))
+    scores = tune.score(corpus.rows, tune.stream(corpus).stories)
+    assert scores.hard_negative_merge_rate <= 0.03
+    assert scores.f1 >= 0.82
