@@ -58,3 +58,13 @@ def test_systemd_unit_runs_the_daemon() -> None:
     assert re.search(r"^ExecStart=\S*/monitor run --config \S+", text, re.M)
     assert "ExecReload=/bin/kill -HUP $MAINPID" in text
     assert re.search(r"^User=monitor$", text, re.M)
+
+
+def test_compose_monitor_can_be_scaled_out() -> None:
+    """``docker compose up --scale monitor=2`` (README) needs a monitor service without a
+    fixed container name or host port, on the shared PostgreSQL, not a SQLite file."""
+    monitor = _compose()["services"]["monitor"]
+    assert "container_name" not in monitor and "ports" not in monitor
+    assert not any(v.split(":")[1].startswith("/var/lib/monitor") for v in monitor["volumes"])
+    readme = (ROOT / "README.md").read_text()
+    assert "docker compose up --scale monitor=2" in " ".join(readme.split())

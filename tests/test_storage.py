@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -23,6 +24,7 @@ from monitor.types import (
 )
 from storage import SQLRepository, alert_payload, make_repository
 from storage import models as m
+from tests.conftest import write_config
 
 T0 = datetime(2024, 7, 28, 9, 0, tzinfo=UTC)
 
@@ -123,6 +125,26 @@ def test_article_round_trip_keeps_text_and_utc(repo: SQLRepository) -> None:
     assert row["title"] == "Title 1 – 在日米軍" and row["body"] == "Body 1 ü"
     assert row["published"] == T0 and row["published"].tzinfo is not None
     assert row["fingerprint"]["data"] == {"n": 1, "w": {"tokyo": 1.5}}
+
+
+def test_monitor_db_upgrade_from_the_previous_revision(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlalchemy import create_engine
+
+    from monitor.cli import main
+    from storage.schema import HEAD, upgrade
+
+    previous = _revisions()[-2] if len(_revisions()) > 1 else None
+    if previous is not None:
+        engine = create_engine(db_url)
+        upgrade(engine, previous)
+        engine.dispose()
+    config = write_config(tmp_path / "monitor.yaml", database=db_url)
+    assert main(["db", "upgrade", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.strip() == f"schema at revision {HEAD} (was {previous})"
+    assert main(["db", "upgrade", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.strip() == f"schema at revision {HEAD}"
 
 
 def test_text_is_stored_alike_on_both_backends(repo: SQLRepository) -> None:
