@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import re
 import unicodedata
 from collections import Counter
@@ -49,7 +50,7 @@ TITLE_BOOST = 1
 NAME_MIN_WEIGHT = 1.0
 # Features come from the first this many characters of title and body (bounds the cost;
 # the exact-text key still hashes everything).
-MAX_TEXT = 12_000
+MAX_TEXT = 8_000
 # Names kept as written, for the reasons a decision gives.
 MAX_SHOWN = 40
 SHINGLE = 3
@@ -62,6 +63,7 @@ _TOKEN = re.compile(
 )
 _ACRONYM = re.compile(r"\b[A-Z]\.(?: ?[A-Z]\.)+")
 _BREAK = re.compile(r"[.!?:;\n\"“”«»(\[—–|]")
+_JOINERS = frozenset((" ", "-", "‐", " - "))
 _SCALES = {"thousand": 1e3, "million": 1e6, "m": 1e6, "billion": 1e9, "bn": 1e9}
 _MONTHS = {
     m: i + 1
@@ -94,6 +96,7 @@ class Token:
     term: str
     surface: str
     ambiguous: bool  # at a sentence or title start, or in an all-caps run
+    joined: bool = False  # only a space or hyphen since the previous token
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +177,7 @@ def tokenize(text: str, *, headline: bool = False) -> list[Token]:
         if _is_cjk(term):
             out.extend(Token(g, g, True) for g in _bigrams(term))
         else:
-            out.append(Token(term, surface, ambiguous))
+            out.append(Token(term, surface, ambiguous, gap in _JOINERS))
     return out
 
 
@@ -203,13 +206,12 @@ def entity_terms(parts: Sequence[Sequence[Token]], lang: str) -> tuple[dict[str,
     for part in parts:
         run: list[str] = []
         for tok in (*part, None):
+            if run and (tok is None or not tok.joined or not _is_entity(tok, mid_caps, lang)):
+                shown.append(" ".join(run))
+                run = []
             if tok is not None and _is_entity(tok, mid_caps, lang):
                 weights[tok.term] = weight(tok.term, lang)
                 run.append(tok.surface)
-                continue
-            if run:
-                shown.append(" ".join(run))
-            run = []
     return weights, shown
 
 
@@ -325,7 +327,7 @@ def signature_similarity(a: Sequence[int], b: Sequence[int]) -> float:
     """Estimated Jaccard similarity of two signatures' shingle sets (0 if either is empty)."""
     if not a or not b or len(a) != len(b):
         return 0.0
-    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+    return int(sum(map(operator.eq, a, b))) / len(a)
 
 
 def extract(title: str, body: str) -> Features:

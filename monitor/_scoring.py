@@ -24,6 +24,7 @@ __all__ = [
     "Model",
     "Pair",
     "describe",
+    "norm",
     "pair",
     "story_probability",
 ]
@@ -43,6 +44,8 @@ PAIR_FEATURES = (
 )
 # How many of a story's closest members the story score averages over.
 STORY_MEMBERS = 4
+# How many shared terms a pair keeps, heaviest first, for reasons.
+SHARED_SHOWN = 12
 # Two publication times this close count as the same news day (time zones, late editions).
 SAME_DAY_HOURS = 36.0
 
@@ -89,8 +92,8 @@ def pair(
 def _pair_features(
     a: Mapping[str, Any], b: Mapping[str, Any]
 ) -> tuple[tuple[float, ...], tuple[str, ...], tuple[str, ...]]:
-    terms, shared_terms = _cosine(a["vec"], b["vec"])
-    names, shared_names = _cosine(a["names"], b["names"])
+    terms, shared_terms = _cosine(a["vec"], b["vec"], a.get("vec_norm"), b.get("vec_norm"))
+    names, shared_names = _cosine(a["names"], b["names"], a.get("names_norm"), b.get("names_norm"))
     years_a, years_b = set(a["years"]), set(b["years"])
     features = (
         terms,
@@ -175,16 +178,25 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[float, tuple[str, ...]]:
-    if len(a) > len(b):
-        a, b = b, a
-    shared = {t: w * b[t] for t, w in a.items() if t in b}
+def norm(v: Mapping[str, float]) -> float:
+    """The Euclidean length of a weight vector (stored with it, to save time per pair)."""
+    return math.sqrt(math.fsum(w * w for w in v.values()))
+
+
+def _cosine(
+    a: Mapping[str, float],
+    b: Mapping[str, float],
+    norm_a: float | None = None,
+    norm_b: float | None = None,
+) -> tuple[float, tuple[str, ...]]:
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    shared = {t: w * large[t] for t, w in small.items() if t in large}
     if not shared:
         return 0.0, ()
     # fsum is exact, so the result does not depend on which side is iterated.
-    norm = math.sqrt(math.fsum(w * w for w in a.values()) * math.fsum(w * w for w in b.values()))
-    ranked = sorted(shared, key=lambda t: (-shared[t], t))
-    return min(1.0, math.fsum(shared.values()) / norm), tuple(ranked)
+    length = (norm_a or norm(a)) * (norm_b or norm(b))
+    ranked = sorted(shared, key=lambda t: (-shared[t], t))[:SHARED_SHOWN]
+    return min(1.0, math.fsum(shared.values()) / length), tuple(ranked)
 
 
 def _conflict(a: Sequence[Any], b: Sequence[Any]) -> float:

@@ -138,12 +138,15 @@ def fingerprint(article: Article) -> Fingerprint:
         The fingerprint; ``data`` is JSON-serialisable and survives a round trip.
     """
     feats = _features.extract(article.title, article.body)
+    vec, names = _rounded(feats.vector), _rounded(feats.entities)
     data: dict[str, Any] = {
         "lang": feats.lang,
         "dated": article.published is not None,
         "title": article.title,
-        "vec": _rounded(feats.vector),
-        "names": _rounded(feats.entities),
+        "vec": vec,
+        "vec_norm": _scoring.norm(vec),
+        "names": names,
+        "names_norm": _scoring.norm(names),
         "shown": list(feats.shown),
         "numbers": list(feats.numbers),
         "years": list(feats.years),
