@@ -27,6 +27,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -157,7 +158,10 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         if args.once:
             with track_polls(due_sources(rt.repo, rt.clock(), all_enabled=True)):
                 stats = rt.pipeline.run_cycle(all_enabled=True)
+            started = time.perf_counter()
             sent = rt.deliverer.deliver_due()
+            log.info("deliver.done sent=%d retrying=%d dead=%d notify_s=%.3f", sent.sent,
+                     sent.retrying, sent.dead, time.perf_counter() - started)  # fmt: skip
             print(f"polled {stats.sources} sources ({stats.failed} failed, "
                   f"{stats.not_modified} unchanged): {stats.entries} entries, {stats.new} new "
                   f"stories, {stats.rereports} re-reports, {stats.duplicates} duplicates; "

@@ -23,8 +23,10 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -89,6 +91,32 @@ class CycleStats:
     rereports: int = 0
     matches: int = 0
     alerts: int = 0
+    # Seconds spent in each stage by this process (issue 9): where a cycle's time goes.
+    # ``fetch`` is the time spent waiting for answers, not the sum of all requests.
+    fetch_s: float = 0.0
+    parse_s: float = 0.0
+    normalize_s: float = 0.0
+    dedupe_s: float = 0.0
+    match_s: float = 0.0
+    store_s: float = 0.0
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the time the block takes to ``{stage}_s``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            name = f"{stage}_s"
+            setattr(self, name, getattr(self, name) + time.perf_counter() - start)
+
+    def summary(self) -> str:
+        """``key=value`` for every field, seconds rounded to milliseconds."""
+        return " ".join(f"{f.name}={_shown(getattr(self, f.name))}" for f in fields(self))
+
+
+def _shown(value: float) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 class Pipeline:
@@ -167,7 +195,7 @@ class Pipeline:
                 break
             polled |= names
         if stats.sources:
-            log.info("cycle.done %s", " ".join(f"{k}={v}" for k, v in asdict(stats).items()))
+            log.info("cycle.done %s", stats.summary())
         return stats
 
     def _poll_batch(self, states: Sequence[SourceState], stats: CycleStats) -> None:
@@ -185,7 +213,12 @@ class Pipeline:
             results = fetch_all(self.fetcher, [self._feed_state(s) for s in states],
                                 max_workers=self.config.poll.concurrency,
                                 per_host=self.config.poll.per_host)  # fmt: skip
-            for fstate, result in results:
+            while True:
+                with stats.timed("fetch"):
+                    answer = next(results, None)
+                if answer is None:
+                    break
+                fstate, result = answer
                 stats.sources += 1
                 self._poll_one(by_name[fstate.name], fstate, result, stats)
 
@@ -215,7 +248,8 @@ class Pipeline:
             stats.failed += 1
             log.critical("poll.crashed source=%s", source.name, exc_info=True)
             intent = self._failure(source, exc, now)
-        self.repo.record_poll(intent)
+        with stats.timed("store"):
+            self.repo.record_poll(intent)
         if self.config.on_source_failure:
             self._announce(source.name, now)
 
@@ -244,7 +278,8 @@ class Pipeline:
             stats.not_modified += 1
             log.info("poll.not_modified source=%s", source.name)
             return PollIntent(**base, not_modified=True)
-        entries = self._parse(fstate, fetched)
+        with stats.timed("parse"):
+            entries = self._parse(fstate, fetched)
         stats.entries += len(entries)
         backlog = source.first_success is None and not self.config.alert_backlog
         new = self._store_entries(source.name, entries, backlog=backlog, now=now, stats=stats)
@@ -262,9 +297,11 @@ class Pipeline:
 
     def _store_entries(self, source: str, entries: Sequence[Entry], *, backlog: bool,
                        now: datetime, stats: CycleStats) -> int:  # fmt: skip
-        articles = [normalize(e, fetched=now, now=now) for e in entries]
-        keyed = list({item_key(a): a for a in articles}.items())
-        seen = self.repo.get_seen_items(source, [k for k, _ in keyed])
+        with stats.timed("normalize"):
+            articles = [normalize(e, fetched=now, now=now) for e in entries]
+            keyed = list({item_key(a): a for a in articles}.items())
+        with stats.timed("store"):
+            seen = self.repo.get_seen_items(source, [k for k, _ in keyed])
         keyed = [(k, a) for k, a in keyed if k not in seen]
         feed = self._feeds.get(source)
         if feed is not None and feed.full_text and self.fetcher is not None:
@@ -311,14 +348,17 @@ class Pipeline:
     def ingest(self, art: Article, *, backlog: bool, now: datetime, key: str | None = None,
                stats: CycleStats | None = None, watch: bool = True) -> int | None:  # fmt: skip
         """Dedupe, match and store one article. Returns its id, or None if already stored."""
-        intent = self._intent(art, backlog=backlog, key=key, watch=watch)
+        timer = stats if stats is not None else CycleStats()
+        intent = self._intent(art, backlog=backlog, key=key, watch=watch, stats=timer)
         try:
-            article_id = self.repo.add_article(intent, now)
+            with timer.timed("store"):
+                article_id = self.repo.add_article(intent, now)
         except ConcurrentWriteError:
             # Another daemon stored the same item (GUID, URL or text) from another source
             # after our candidates were read: decide again, now seeing it (a duplicate).
-            intent = self._intent(art, backlog=backlog, key=key, watch=watch)
-            article_id = self.repo.add_article(intent, now)
+            intent = self._intent(art, backlog=backlog, key=key, watch=watch, stats=timer)
+            with timer.timed("store"):
+                article_id = self.repo.add_article(intent, now)
         decision, matches, alerts = intent.decision, intent.matches, intent.alerts
         if stats is not None and article_id is not None:
             _count(stats, decision.kind, len(matches), len(alerts))
@@ -328,20 +368,22 @@ class Pipeline:
                      decision.score, len(matches))  # fmt: skip
         return article_id
 
-    def _intent(self, art: Article, *, backlog: bool, key: str | None,
-                watch: bool) -> ArticleIntent:  # fmt: skip
-        fp = dedupe.fingerprint(art)
-        candidates = self.repo.get_candidates(fp, art.when, dedupe.WINDOW,
-                                              dedupe.CANDIDATE_LIMIT)  # fmt: skip
-        decision = dedupe.decide(art, fp, candidates)
+    def _intent(self, art: Article, *, backlog: bool, key: str | None, watch: bool,
+                stats: CycleStats) -> ArticleIntent:  # fmt: skip
+        with stats.timed("dedupe"):
+            fp = dedupe.fingerprint(art)
+            candidates = self.repo.get_candidates(fp, art.when, dedupe.WINDOW,
+                                                  dedupe.CANDIDATE_LIMIT)  # fmt: skip
+            decision = dedupe.decide(art, fp, candidates)
         matches: list[Match] = []
-        if watch and decision.kind is not DecisionKind.DUPLICATE:
-            matches = self.matcher.match(art.title, art.body, art.source)
-        # Only a new story alerts: a re-report joins its story and alerts nobody (the
-        # story may predate any watchlist, like the seeds, or have alerted already).
         alerts: tuple[AlertIntent, ...] = ()
-        if not backlog and decision.kind is DecisionKind.NEW:
-            alerts = self._alerts(art, decision, matches)
+        with stats.timed("match"):
+            if watch and decision.kind is not DecisionKind.DUPLICATE:
+                matches = self.matcher.match(art.title, art.body, art.source)
+            # Only a new story alerts: a re-report joins its story and alerts nobody (the
+            # story may predate any watchlist, like the seeds, or have alerted already).
+            if not backlog and decision.kind is DecisionKind.NEW:
+                alerts = self._alerts(art, decision, matches)
         return ArticleIntent(article=art, item_key=key or item_key(art), fingerprint=fp,
                              decision=decision, matches=tuple(matches), alerts=alerts,
                              backlog=backlog)  # fmt: skip
