@@ -33,14 +33,12 @@ def _word(rng: random.Random) -> str:
 
 
 def article(n: int, at: datetime = T0, *, title: str | None = None) -> Article:
-    """A distinct event mentioning the watched term, with its own names and numbers."""
+    """A distinct event mentioning the watched term; its other words are its own, so story
+    dedupe keeps every such article a story of its own (delivery is what is tested here)."""
     rng = random.Random(n)
-    names = [_word(rng) for _ in range(8)]
-    body = (f"Drone sighting near {names[0]} base reported by {names[1]} officials. "
-            f"{names[2]} and {names[3]} said {rng.randint(10, 99)} aircraft from "
-            f"{names[4]} squadron were involved on day {n}. {names[5]} {names[6]} "
-            f"{names[7]} confirmed the figure of {rng.randint(1000, 9999)}.")  # fmt: skip
-    return Article(source=f"outlet-{n % 3}", title=title or f"{names[0]} drone sighting #{n}",
+    words = [_word(rng) for _ in range(40)]
+    body = f"Drone report {n}: " + " ".join(words) + f". Figure {rng.randint(1000, 9999)}."
+    return Article(source=f"outlet-{n % 3}", title=title or f"{words[0]} drone sighting #{n}",
                    body=body, url=f"https://news.example.org/{n}", link=None, guid=None,
                    published=at, fetched=at)  # fmt: skip
 
@@ -235,7 +233,7 @@ def test_watchlist_templates_override_the_shipped_ones(
     path = write_config(tmp_path / "monitor.yaml", feeds=[],
                         notifiers={"chat": hook_url(hook)}, watchlists=[
         {"name": "drones", "query": "drone", "notify": ["chat"], "templates": str(custom)},
-        {"name": "squadrons", "query": "squadron", "notify": ["chat"]}])  # fmt: skip
+        {"name": "reports", "query": "report", "notify": ["chat"]}])  # fmt: skip
     with ExitStack() as stack:
         rt = open_runtime(load_config(path), stack, clock=clock)
         rt.pipeline.ingest(article(1), backlog=False, now=clock())
