@@ -120,7 +120,8 @@ def probe(repo: object, probes: int, rng: random.Random) -> dict[str, float]:
         fp = dedupe.fingerprint(art)
         t1 = time.perf_counter()
         found = repo.get_candidates(fp, art.when, dedupe.WINDOW,  # type: ignore[attr-defined]
-                                    dedupe.CANDIDATE_LIMIT)  # fmt: skip
+                                    dedupe.CANDIDATE_LIMIT,
+                                    per_term=dedupe.TERM_POSTINGS)  # fmt: skip
         t2 = time.perf_counter()
         dedupe.decide(art, fp, found)
         t3 = time.perf_counter()

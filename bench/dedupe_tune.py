@@ -141,11 +141,17 @@ class MemoryStore:
         low, high = article.when - dedupe.WINDOW, article.when + dedupe.WINDOW
         shared: Counter[int] = Counter()
         for term in set(fp.terms):
-            for i in self.by_term.get(term, ()):
-                if low <= self.articles[i].when <= high:
-                    shared[i] += 1
-        ranked = sorted(shared, key=lambda i: (-shared[i], -self.articles[i].when.timestamp(), -i))
+            postings = [i for i in self.by_term.get(term, ()) if low <= self._when(i) <= high]
+            postings.sort(key=self._latest)
+            shared.update(postings[: dedupe.TERM_POSTINGS])
+        ranked = sorted(shared, key=lambda i: (-shared[i], *self._latest(i)))
         return ranked[: dedupe.CANDIDATE_LIMIT]
+
+    def _when(self, i: int) -> datetime:
+        return self.articles[i].when
+
+    def _latest(self, i: int) -> tuple[float, int]:
+        return -self.articles[i].when.timestamp(), -i
 
     def _candidate(self, i: int) -> Candidate:
         s = self.articles[i]
@@ -289,6 +295,54 @@ def training_pairs(corpus: Corpus) -> tuple[list[tuple[float, ...]], list[int]]:
             ys.append(int(cand.story_id == story_id))
         store.put(row.article, kept, story_id)
     return xs, ys
+
+
+@dataclass(frozen=True, slots=True)
+class Recall:
+    """How well retrieval finds an article's own story (gold-clustered stream)."""
+
+    articles: int  # articles with an earlier member of their story within the window
+    found: int  # ... whose candidates hold at least one of those members
+    closest: float  # mean share of the story's (up to) STORY_MEMBERS closest members found
+    terms: float  # mean lookup terms per article
+    candidates: float  # mean candidates per article
+
+    def line(self) -> str:
+        return (
+            f"story found {self.found / max(1, self.articles):.4f} "
+            f"({self.articles - self.found} missed of {self.articles}), closest members "
+            f"found {self.closest:.4f}; {self.terms:.1f} lookup terms, "
+            f"{self.candidates:.1f} candidates per article"
+        )
+
+
+def candidate_recall(corpus: Corpus) -> Recall:
+    """Whether the retrieval contract hands ``decide`` the story an article belongs to.
+
+    Stores each article in its gold story and asks, for each article with earlier members
+    of its story within the window, whether its candidates include one of them, and which
+    share of the members that score closest to it (of all members, retrieved or not).
+    """
+    store = MemoryStore()
+    gold: dict[str, int] = {}
+    articles = found = 0
+    shares: list[float] = []
+    terms = cands = 0
+    for row, fp, kept in zip(corpus.rows, corpus.fingerprints, corpus.stored, strict=True):
+        story_id = gold.setdefault(row.story, len(gold) + 1)
+        ids = {c.article_id for c in store.candidates(row.article, fp)}
+        terms, cands = terms + len(fp.terms), cands + len(ids)
+        members = [store._candidate(s.article_id) for s in store.articles if s.story_id == story_id]
+        compared = dedupe.compare(row.article, fp, members)
+        if compared:
+            articles += 1
+            found += any(c.article_id in ids for c, _ in compared)
+            closest = sorted(compared, key=lambda cp: (-cp[1].logit, cp[0].article_id))
+            closest = closest[: _scoring.STORY_MEMBERS]
+            shares.append(sum(c.article_id in ids for c, _ in closest) / len(closest))
+        store.put(row.article, kept, story_id)
+    n = max(1, len(corpus.rows))
+    return Recall(articles, found, math.fsum(shares) / max(1, len(shares)), terms / n, cands / n)
 
 
 def fit_logistic(
@@ -446,6 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     corpus = Corpus.of(load(args.file))
     run = stream(corpus)
     log(f"shipped thresholds: {score(corpus.rows, run.stories).line()}")
+    log(f"retrieval: {candidate_recall(corpus).line()}")
     log(
         f"per article: fingerprint median {_ms(corpus.fingerprint_seconds, 0.5)}, "
         f"p99 {_ms(corpus.fingerprint_seconds, 0.99)}; retrieve+decide median "

@@ -31,9 +31,16 @@ of:
 
 (a) every stored article with a key in ``fp.keys``, whatever its age;
 (b) every stored article with a band in ``fp.bands``, whatever its age;
-(c) among stored articles whose ``when`` lies in ``[a.when - WINDOW, a.when + WINDOW]``
-    and that share at least one of ``fp.terms``, the ``CANDIDATE_LIMIT`` with the most
-    distinct shared terms, ties broken by later ``when`` first, then higher article id.
+(c) for each of ``fp.terms``, its ``TERM_POSTINGS`` latest postings (stored articles
+    indexed by the term whose ``when`` lies in ``[a.when - WINDOW, a.when + WINDOW]``,
+    later ``when`` first, then higher article id); of the articles found, the
+    ``CANDIDATE_LIMIT`` found by the most distinct terms, ties broken by later ``when``
+    first, then higher article id.
+
+Lookup terms are selective on purpose: names, specific numbers and words rare in the
+language at large, never common words. A term's postings in the window grow with the
+store, so a common one ("said", "month") would make each lookup grow with it; the
+``TERM_POSTINGS`` cap bounds what a name in the news every day ("Trump") costs.
 
 Each candidate carries its stored fingerprint (``data`` loaded back from JSON) and the
 story it belongs to now. The order of candidates does not matter.
@@ -55,6 +62,7 @@ __all__ = [
     "CANDIDATE_LIMIT",
     "FINGERPRINT_VERSION",
     "PAIR_FEATURES",
+    "TERM_POSTINGS",
     "THRESHOLDS",
     "WINDOW",
     "Model",
@@ -82,8 +90,21 @@ ROWS = _features.SIGNATURE_SIZE // BANDS
 # The text key needs this many words: short title-only items ("Daily briefing") repeat
 # with different news behind them.
 MIN_TEXT_KEY_WORDS = 20
-# Level-3 lookup terms per article (storage indexes them): names first, then rare words.
+# Level-3 lookup terms per article (storage indexes them): names first, then specific
+# numbers, then rare words (see the retrieval contract above).
 TERMS_PER_ARTICLE = 32
+# Background weights (``_features.weight``, 7 - Zipf frequency) a lookup term needs: a name
+# rarer than "China" (Zipf 5.1), a word rarer than "reporters" (Zipf 4.0) ...
+LOOKUP_NAME_WEIGHT = 2.0
+LOOKUP_WORD_WEIGHT = 3.0
+# ... and an article with fewer than LOOKUP_MIN_TERMS of those (a short item) fills up with
+# its heaviest words rarer than "police" (Zipf 5.3): never stopwords.
+LOOKUP_MIN_TERMS = 8
+LOOKUP_FILL_WEIGHT = 2.0
+# Numbers precise enough to tell events apart ("7.4", "934", "$184M"), not round ones.
+LOOKUP_NUMBERS = 4
+# Per lookup term, only its latest postings in the window count (retrieval contract (c)).
+TERM_POSTINGS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +220,24 @@ def _bands(signature: Sequence[int]) -> tuple[str, ...]:
 
 
 def _lookup_terms(feats: _features.Features) -> tuple[str, ...]:
-    names = _features.top_terms(feats.entities, TERMS_PER_ARTICLE // 2)
-    words = [t for t in _features.top_terms(feats.vector, TERMS_PER_ARTICLE) if t not in names]
-    return tuple((names + words)[:TERMS_PER_ARTICLE])
+    def rarer(weights: dict[str, float], least: float) -> list[str]:
+        ranked = _features.top_terms(weights, len(weights))
+        return [t for t in ranked if _features.weight(t, feats.lang) > least]
+
+    names = rarer(feats.entities, LOOKUP_NAME_WEIGHT)
+    words = [t for t in rarer(feats.vector, LOOKUP_WORD_WEIGHT) if t not in feats.entities]
+    half = TERMS_PER_ARTICLE // 2
+    terms = [*names[:half], *_lookup_numbers(feats.numbers), *words, *names[half:]]
+    if len(terms) < LOOKUP_MIN_TERMS:
+        terms += rarer(feats.vector, LOOKUP_FILL_WEIGHT)
+    return tuple(dict.fromkeys(terms))[:TERMS_PER_ARTICLE]
+
+
+def _lookup_numbers(numbers: Sequence[str]) -> list[str]:
+    """Numbers with a fraction or three significant digits, as ``#7.4`` terms."""
+    precise = [n for n in numbers if "." in n or len(n.strip("0")) >= 3]
+    precise.sort(key=lambda n: (-len(n.replace(".", "").strip("0")), n))
+    return [f"#{n}" for n in precise[:LOOKUP_NUMBERS]]
 
 
 def text_similarity(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:

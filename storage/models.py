@@ -228,7 +228,9 @@ article_terms = Table(
     Column("term", CleanString(200), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("article_id", ID, nullable=False),
-    Index("ix_article_terms_term_at", "term", "at"),
+    # Covers the article id: a level-3 lookup reads each term's latest postings in its
+    # window from the index alone and stops early (``SQLRepository.get_candidates``).
+    Index("ix_article_terms_term_at_article", "term", "at", "article_id"),
 )
 
 matches = Table(

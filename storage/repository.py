@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Iterator, Sequence
@@ -12,12 +13,15 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    Integer,
     and_,
+    bindparam,
     func,
     insert,
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -316,11 +320,13 @@ class SQLRepository:
         return found
 
     def get_candidates(self, fp: Fingerprint, at: datetime, window: timedelta,
-                       limit: int) -> list[Candidate]:  # fmt: skip
-        """Stored articles dedupe compares a new one with.
+                       limit: int, *, per_term: int = 100) -> list[Candidate]:  # fmt: skip
+        """Stored articles dedupe compares a new one with (``monitor.dedupe``'s contract).
 
-        Every article sharing a key or a band (any age), and the ``limit`` articles
-        sharing most index terms among those within ``window`` of ``at`` (ties: newest).
+        Every article sharing a key or a band (any age); and of the latest ``per_term``
+        postings of each index term within ``window`` of ``at``, the ``limit`` articles
+        found by most terms (ties: newest, then highest id). Each term reads at most
+        ``per_term`` index entries, so the cost does not grow with the store.
         """
         ids: dict[int, None] = {}
         with self._tx() as conn:
@@ -332,14 +338,13 @@ class SQLRepository:
                 b = m.article_bands.c
                 q = select(b.article_id).where(b.band.in_(fp.bands)).distinct()
                 ids.update(dict.fromkeys(conn.execute(q).scalars()))
-            if fp.terms and limit > 0:
-                t = m.article_terms.c
-                q = (select(t.article_id)
-                     .where(t.term.in_(fp.terms), t.at >= at - window, t.at <= at + window)
-                     .group_by(t.article_id)
-                     .order_by(func.count().desc(), func.max(t.at).desc())
-                     .limit(limit))  # fmt: skip
-                ids.update(dict.fromkeys(conn.execute(q).scalars()))
+            if fp.terms and limit > 0 and per_term > 0:
+                terms = list(dict.fromkeys(term[:200] for term in fp.terms))
+                params = {f"t{i}": term for i, term in enumerate(terms)}
+                q = _by_terms(len(terms))
+                ids.update(dict.fromkeys(conn.execute(q, {
+                    **params, "low": at - window, "high": at + window, "per": per_term,
+                    "limit": limit}).scalars()))  # fmt: skip
             if not ids:
                 return []
             a = m.articles.c
@@ -663,6 +668,26 @@ class SQLRepository:
                                 .where(o.status == "sent", o.sent_at >= since)
                                 .order_by(o.sent_at.desc())).all()  # fmt: skip
         return [dict(r._mapping) for r in rows]
+
+
+@functools.lru_cache(maxsize=64)
+def _by_terms(n: int) -> Any:
+    """The level-3 lookup for ``n`` terms (bound as ``t0`` …): each term's latest ``per``
+    postings in ``[low, high]`` (an index range scan that stops early), then the ``limit``
+    articles found by most terms. Built once per ``n``: building it costs more than
+    running it."""
+    t = m.article_terms.c
+    postings = [select(t.article_id, t.at)
+                .where(t.term == bindparam(f"t{i}"), t.at >= bindparam("low"),
+                       t.at <= bindparam("high"))
+                .order_by(t.at.desc(), t.article_id.desc())
+                .limit(bindparam("per", type_=Integer)).subquery()
+                for i in range(n)]  # fmt: skip
+    found = union_all(*(select(p.c.article_id, p.c.at) for p in postings)).subquery()
+    return (select(found.c.article_id).group_by(found.c.article_id)
+            .order_by(func.count().desc(), func.max(found.c.at).desc(),
+                      found.c.article_id.desc())
+            .limit(bindparam("limit", type_=Integer)))  # fmt: skip
 
 
 def _source_state(r: Any) -> SourceState:

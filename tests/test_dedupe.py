@@ -463,6 +463,29 @@ def test_lookup_terms_are_few_and_name_the_event() -> None:
     assert {"kamikawa", "kihara", "blinken", "austin"} <= set(fp.terms)
 
 
+@pytest.mark.parametrize("text", [TOKYO_2PLUS2, NEXT_2PLUS2, QUAKE_HUALIEN, QUAKE_NEW_JERSEY])
+def test_lookup_terms_are_selective(text: tuple[str, str]) -> None:
+    # Storage reads the postings of every lookup term within the window: a common word
+    # ("said", "more") would make each lookup grow with the store.
+    terms = set(dedupe.fingerprint(make_article(text, SEED_DAY)).terms)
+    common = {"said", "more", "how", "between", "since", "told", "after", "new", "first"}
+    assert len(terms) >= dedupe.LOOKUP_MIN_TERMS
+    assert not terms & common
+
+
+def test_lookup_terms_carry_precise_numbers_not_round_ones() -> None:
+    terms = dedupe.fingerprint(make_article(QUAKE_HUALIEN, QUAKE_DAY)).terms
+    assert {"hualien", "#7.4", "#15.5"} <= set(terms)
+    assert not {"#25", "#900", "#70"} & set(terms)
+
+
+def test_a_short_item_still_gets_lookup_terms_but_no_stopwords() -> None:
+    short = ("Deputy shot dead", "Two gang members were arrested in the killing of a deputy.")
+    terms = set(dedupe.fingerprint(make_article(short, SEED_DAY)).terms)
+    assert {"deputy", "gang"} <= terms
+    assert not terms & {"two", "were", "in", "the", "of", "a"}
+
+
 def test_fingerprint_data_survives_json() -> None:
     fp = dedupe.fingerprint(make_article(TOKYO_2PLUS2, SEED_DAY))
     assert json.loads(json.dumps(fp.data)) == fp.data
