@@ -101,7 +101,7 @@ def open_runtime(config: Config, stack: ExitStack, *,
     repo = open_repository(config, stack)
     if sole:  # no other daemon can hold a lease on this file: a killed one's are stale
         repo.release_leases()
-    rt = _assemble(config, repo, _make_fetcher(config, stack), clock, notifiers)
+    rt = _assemble(config, repo, _make_fetcher(config, stack), clock, notifiers, stack)
     seeded = rt.pipeline.load_seeds(seed_files(), SEED_DATE)
     if seeded:
         log.info("store.seeded articles=%d", seeded)
@@ -121,7 +121,7 @@ def rebuild_runtime(rt: Runtime, config: Config, stack: ExitStack) -> Runtime:
     if (config.user_agent, config.allow_private, config.proxy) != (
             old.user_agent, old.allow_private, old.proxy):  # fmt: skip
         fetcher = _make_fetcher(config, stack)  # the old one closes with the stack
-    return _assemble(config, rt.repo, fetcher, rt.clock, rt.notifiers)
+    return _assemble(config, rt.repo, fetcher, rt.clock, rt.notifiers, stack)
 
 
 def _make_fetcher(config: Config, stack: ExitStack) -> Any:
@@ -134,11 +134,12 @@ def _make_fetcher(config: Config, stack: ExitStack) -> Any:
 
 
 def _assemble(config: Config, repo: Any, fetcher: Any, clock: Callable[[], datetime],
-              notifiers: Mapping[str, Any] | None) -> Runtime:  # fmt: skip
+              notifiers: Mapping[str, Any] | None, stack: ExitStack) -> Runtime:  # fmt: skip
     from .deliver import Deliverer
     from .pipeline import Pipeline
 
     pipeline = Pipeline(config, repo, fetcher, clock=clock)
+    stack.callback(pipeline.close)  # its worker processes, if a cycle started them
     pipeline.sync_sources()
     deliverer = Deliverer(config, repo, clock, notifiers)
     return Runtime(config, repo, pipeline, deliverer, fetcher, clock, notifiers)

@@ -146,9 +146,7 @@ def _open(config: Config, stack: ExitStack) -> Any:
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     from .app import open_runtime
-    from .daemon import Daemon, due_sources
-    from .progress import track_polls
-    from .scheduler import run_daemon
+    from .progress import due_sources, track_polls
 
     if not config.notifiers:
         log.warning("notify.console_only reason=%s",
@@ -167,6 +165,10 @@ def _run(args: argparse.Namespace, config: Config) -> int:
                   f"stories, {stats.rereports} re-reports, {stats.duplicates} duplicates; "
                   f"alerts sent {sent.sent}, retrying {sent.retrying}, dead {sent.dead}")  # fmt: skip
             return 0
+        # The daemon's modules (scheduler, metrics) are not loaded for --once (issue 9).
+        from .daemon import Daemon
+        from .scheduler import run_daemon
+
         run_daemon(Daemon(rt, stack))
     return 0
 

@@ -105,6 +105,9 @@ class PollConfig:
     jitter: float = 0.1  # fraction of the interval
     concurrency: int = 16
     per_host: int = 2
+    # Processes that parse, normalise and fingerprint fetched documents (issue 9); None
+    # means one per CPU, 0 does it all in the daemon's own process.
+    parse_workers: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,11 +344,18 @@ def _poll(raw: Any, problems: _Problems) -> PollConfig:
                 problems.add(f"poll.{key}", "must be a whole number >= 1")
             else:
                 kwargs[key] = raw[key]
+    if "parse_workers" in raw:
+        value = raw["parse_workers"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            problems.add("poll.parse_workers", "must be a whole number >= 0")
+        else:
+            kwargs["parse_workers"] = value
     if kwargs.get("interval", out.interval) < MIN_INTERVAL:
         problems.add("poll.interval", f"must be at least {MIN_INTERVAL:g}s")
     if kwargs.get("timeout", out.timeout) <= 0:
         problems.add("poll.timeout", "must be positive")
-    unknown = set(raw) - {"interval", "timeout", "max_bytes", "jitter", "concurrency", "per_host"}
+    unknown = set(raw) - {"interval", "timeout", "max_bytes", "jitter", "concurrency", "per_host",
+                          "parse_workers"}
     for key in sorted(unknown):
         problems.add(f"poll.{key}", "unknown key")
     return PollConfig(**{**{f: getattr(out, f) for f in out.__slots__}, **kwargs})

@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
-from datetime import datetime
 from typing import Any
 
 from .app import Runtime, rebuild_runtime
@@ -25,7 +24,7 @@ from .config import Config, load_config
 from .errors import ConfigError, MonitorError
 from .logs import set_secrets
 from .metrics import CONTENT_TYPE, Metrics
-from .progress import track_polls
+from .progress import due_sources, track_polls
 from .retention import prune
 from .status import state_counts
 
@@ -34,20 +33,6 @@ __all__ = ["Daemon", "FIRST_POLL_PROGRESS", "due_sources"]
 log = logging.getLogger("monitor.daemon")
 
 FIRST_POLL_PROGRESS = 10  # a first cycle of this many sources or more shows its progress
-
-
-def due_sources(repo: Any, now: datetime, *, all_enabled: bool = False) -> int:
-    """How many sources a poll cycle at ``now`` would claim (for progress totals)."""
-    n = 0
-    for row in repo.get_sources():
-        if not row["enabled"] or row["disabled_reason"]:
-            continue
-        retry_after = row["retry_after_until"]
-        if all_enabled and (retry_after is None or retry_after <= now):
-            n += 1
-        elif not all_enabled and row["next_poll_at"] <= now:
-            n += 1
-    return n
 
 
 class Daemon:

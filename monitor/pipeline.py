@@ -4,21 +4,24 @@
 
     claim due sources           storage (lease), in batches            I/O
     fetch                       HTTP, limits, conditional GET          I/O, parallel
-    parse                       feedparser / bs4 for pages
-    normalize                   text, canonical URL, dates             pure
+    parse                       feedparser / bs4 for pages; item keys  pure, worker processes
     drop seen items             one lookup per source                  I/O
+    normalize                   text, canonical URL, dates             pure, worker processes
+    fingerprint                 dedupe's keys, bands, terms            pure, worker processes
     dedupe                      candidates (storage) + decide (pure)   I/O + pure
     match                       every watchlist in one pass            pure
     store                       article + story + matches + outbox,    I/O
                                 one transaction per article
+    record polls                one transaction per batch              I/O
 
-Delivery of the queued alerts is ``monitor.deliver``. A failing source is a value
+The batch itself runs in ``monitor._poll`` and the pure steps in ``monitor._prepare``
+(a process pool for batches of ``POOL_MIN_SOURCES`` or more). Delivery of the queued
+alerts is ``monitor.deliver``. A failing source is a value
 (``PollIntent(ok=False)``) stored with its error; it never stops the cycle.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -28,27 +31,28 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import dedupe
 from ._leases import keep_leases
+from ._prepare import item_key
 from .config import Config, FeedConfig
-from .errors import ConcurrentWriteError, FetchError, HTTPStatusError, MonitorError, ParseError
+from .errors import ConcurrentWriteError, HTTPStatusError, MonitorError
 from .match import Matcher, make_snippet, parse_query
-from .normalize import normalize
 from .schedule import next_digest_at
 from .types import (
     AlertIntent,
     Article,
     ArticleIntent,
     DecisionKind,
-    Entry,
     FeedState,
-    Fetched,
+    Fingerprint,
     Match,
     PollIntent,
     SourceState,
 )
+
+if TYPE_CHECKING:
+    from ._prepare import Workers
 
 __all__ = ["CycleStats", "Pipeline", "item_key", "redact_secrets"]
 
@@ -70,16 +74,6 @@ def redact_secrets(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def item_key(article: Article) -> str:
-    """A source's identity for an item: its GUID, else its canonical link, else its text."""
-    if article.guid:
-        return f"g:{article.guid}"[:500]
-    if article.url:
-        return f"u:{article.url}"[:500]
-    digest = hashlib.sha256(f"{article.title}\n{article.body}".encode()).hexdigest()
-    return f"h:{digest}"
-
-
 @dataclass
 class CycleStats:
     sources: int = 0
@@ -91,14 +85,18 @@ class CycleStats:
     rereports: int = 0
     matches: int = 0
     alerts: int = 0
-    # Seconds spent in each stage by this process (issue 9): where a cycle's time goes.
-    # ``fetch`` is the time spent waiting for answers, not the sum of all requests.
+    # Seconds of work per stage (issue 9): where a cycle's time goes. Parse, normalize and
+    # the fingerprint part of dedupe may run in worker processes beside the rest, so the
+    # stages can add up to more than the cycle's wall time. ``fetch`` is the time spent
+    # waiting for answers (not the sum of all requests); ``wait`` the time spent waiting
+    # for the workers with nothing else to do.
     fetch_s: float = 0.0
     parse_s: float = 0.0
     normalize_s: float = 0.0
     dedupe_s: float = 0.0
     match_s: float = 0.0
     store_s: float = 0.0
+    wait_s: float = 0.0
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -136,10 +134,32 @@ class Pipeline:
         self.fetcher = fetcher
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
-        self.matcher = Matcher({w.name: parse_query(w.query, config.aliases)
-                                for w in config.watchlists})  # fmt: skip
+        self._matcher: Matcher | None = None
+        self._workers: Workers | None = None
         self._feeds = {f.name: f for f in config.feeds}
         self.lease = timedelta(seconds=config.lease)
+
+    @property
+    def matcher(self) -> Matcher:
+        """The watchlists, compiled on first use (a cycle without new entries never
+        needs them, nor the word frequencies they load)."""
+        if self._matcher is None:
+            self._matcher = Matcher({w.name: parse_query(w.query, self.config.aliases)
+                                     for w in self.config.watchlists})  # fmt: skip
+        return self._matcher
+
+    def workers(self) -> Workers:
+        """The worker processes for parsing and preparing entries, made on first use."""
+        from ._prepare import Workers
+
+        if self._workers is None:
+            self._workers = Workers(self.config.poll.parse_workers)
+        return self._workers
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._workers is not None:
+            self._workers.close()
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -201,6 +221,7 @@ class Pipeline:
     def _poll_batch(self, states: Sequence[SourceState], stats: CycleStats) -> None:
         """Fetch the claimed sources in parallel and store each result, their leases
         renewed meanwhile (a batch of slow feeds may outlast one lease)."""
+        from ._poll import BatchPoll
         from .fetch import fetch_all
 
         by_name = {s.name: s for s in states}
@@ -213,14 +234,7 @@ class Pipeline:
             results = fetch_all(self.fetcher, [self._feed_state(s) for s in states],
                                 max_workers=self.config.poll.concurrency,
                                 per_host=self.config.poll.per_host)  # fmt: skip
-            while True:
-                with stats.timed("fetch"):
-                    answer = next(results, None)
-                if answer is None:
-                    break
-                fstate, result = answer
-                stats.sources += 1
-                self._poll_one(by_name[fstate.name], fstate, result, stats)
+            BatchPoll(self, by_name, stats, self.workers).run(results)
 
     def _feed_state(self, s: SourceState) -> FeedState:
         feed = self._feeds.get(s.name) or FeedConfig(name=s.name, url=s.url)
@@ -229,29 +243,6 @@ class Pipeline:
             timeout=self.config.poll.timeout, max_bytes=self.config.poll.max_bytes,
             headers=feed.headers, verify_tls=feed.verify_tls, select=feed.select,
         )  # fmt: skip
-
-    def _poll_one(self, source: SourceState, fstate: FeedState,
-                  result: Fetched | FetchError, stats: CycleStats) -> None:  # fmt: skip
-        now = self.clock()
-        try:
-            if isinstance(result, Exception):
-                raise result
-            intent = self._process(source, fstate, result, now, stats)
-        except (FetchError, ParseError) as exc:
-            stats.failed += 1
-            intent = self._failure(source, exc, now)
-        except MonitorError as exc:
-            stats.failed += 1
-            intent = self._failure(source, exc, now)
-            log.exception("poll.error source=%s", source.name)
-        except Exception as exc:  # a bug met on one source must not stop the others
-            stats.failed += 1
-            log.critical("poll.crashed source=%s", source.name, exc_info=True)
-            intent = self._failure(source, exc, now)
-        with stats.timed("store"):
-            self.repo.record_poll(intent)
-        if self.config.on_source_failure:
-            self._announce(source.name, now)
 
     def _announce(self, name: str, now: datetime) -> None:
         """Queue a message to ``on_source_failure`` when the source's health changed."""
@@ -268,51 +259,6 @@ class Pipeline:
         if found is not None:
             log.warning("source.announce source=%s state=%s", name, state)
             self.repo.announce_source(name, found[0], found[1], now)
-
-    def _process(self, source: SourceState, fstate: FeedState, fetched: Fetched,
-                 now: datetime, stats: CycleStats) -> PollIntent:  # fmt: skip
-        base = {"source": source.name, "polled_at": now, "ok": True,
-                "new_url": fetched.permanent_url,
-                "next_poll_at": self._next_poll(source.name, now)}  # fmt: skip
-        if fetched.not_modified:
-            stats.not_modified += 1
-            log.info("poll.not_modified source=%s", source.name)
-            return PollIntent(**base, not_modified=True)
-        with stats.timed("parse"):
-            entries = self._parse(fstate, fetched)
-        stats.entries += len(entries)
-        backlog = source.first_success is None and not self.config.alert_backlog
-        new = self._store_entries(source.name, entries, backlog=backlog, now=now, stats=stats)
-        log.info("poll.ok source=%s entries=%d new=%d backlog=%s", source.name,
-                 len(entries), new, backlog)  # fmt: skip
-        return PollIntent(**base, etag=fetched.etag, last_modified=fetched.last_modified,
-                          new_entries=new)  # fmt: skip
-
-    def _parse(self, fstate: FeedState, fetched: Fetched) -> list[Entry]:
-        from .parse import parse_feed, parse_page
-
-        if fstate.type == "page":
-            return parse_page(fetched, fstate.name, fstate.select or "a")
-        return parse_feed(fetched, fstate.name)
-
-    def _store_entries(self, source: str, entries: Sequence[Entry], *, backlog: bool,
-                       now: datetime, stats: CycleStats) -> int:  # fmt: skip
-        with stats.timed("normalize"):
-            articles = [normalize(e, fetched=now, now=now) for e in entries]
-            keyed = list({item_key(a): a for a in articles}.items())
-        with stats.timed("store"):
-            seen = self.repo.get_seen_items(source, [k for k, _ in keyed])
-        keyed = [(k, a) for k, a in keyed if k not in seen]
-        feed = self._feeds.get(source)
-        if feed is not None and feed.full_text and self.fetcher is not None:
-            keyed = list(zip([k for k, _ in keyed],
-                             with_full_text(self.fetcher, [a for _, a in keyed], self.config),
-                             strict=True))  # fmt: skip
-        new = 0
-        for key, art in keyed:
-            decision = self.ingest(art, backlog=backlog, now=now, key=key, stats=stats)
-            new += decision is not None
-        return new
 
     def _failure(self, source: SourceState, exc: Exception, now: datetime) -> PollIntent:
         error = redact_secrets(f"{type(exc).__name__}: {exc}", self.config.secrets)
@@ -346,17 +292,24 @@ class Pipeline:
     # -- one article -------------------------------------------------------------------
 
     def ingest(self, art: Article, *, backlog: bool, now: datetime, key: str | None = None,
-               stats: CycleStats | None = None, watch: bool = True) -> int | None:  # fmt: skip
-        """Dedupe, match and store one article. Returns its id, or None if already stored."""
+               stats: CycleStats | None = None, watch: bool = True,
+               fingerprint: Fingerprint | None = None) -> int | None:  # fmt: skip
+        """Dedupe, match and store one article. Returns its id, or None if already stored.
+
+        ``fingerprint`` is ``dedupe.fingerprint(art)`` when the caller has it already
+        (worker processes compute it for a batch of new entries).
+        """
         timer = stats if stats is not None else CycleStats()
-        intent = self._intent(art, backlog=backlog, key=key, watch=watch, stats=timer)
+        intent = self._intent(art, backlog=backlog, key=key, watch=watch, stats=timer,
+                              fp=fingerprint)  # fmt: skip
         try:
             with timer.timed("store"):
                 article_id = self.repo.add_article(intent, now)
         except ConcurrentWriteError:
             # Another daemon stored the same item (GUID, URL or text) from another source
             # after our candidates were read: decide again, now seeing it (a duplicate).
-            intent = self._intent(art, backlog=backlog, key=key, watch=watch, stats=timer)
+            intent = self._intent(art, backlog=backlog, key=key, watch=watch, stats=timer,
+                                  fp=intent.fingerprint)  # fmt: skip
             with timer.timed("store"):
                 article_id = self.repo.add_article(intent, now)
         decision, matches, alerts = intent.decision, intent.matches, intent.alerts
@@ -369,9 +322,11 @@ class Pipeline:
         return article_id
 
     def _intent(self, art: Article, *, backlog: bool, key: str | None, watch: bool,
-                stats: CycleStats) -> ArticleIntent:  # fmt: skip
+                stats: CycleStats, fp: Fingerprint | None = None) -> ArticleIntent:  # fmt: skip
+        from . import dedupe  # here: its word tables load only when an article comes
+
         with stats.timed("dedupe"):
-            fp = dedupe.fingerprint(art)
+            fp = fp or dedupe.fingerprint(art)
             candidates = self.repo.get_candidates(fp, art.when, dedupe.WINDOW,
                                                   dedupe.CANDIDATE_LIMIT)  # fmt: skip
             decision = dedupe.decide(art, fp, candidates)

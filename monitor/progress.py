@@ -14,9 +14,10 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Sized
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
-__all__ = ["Tracker", "on_terminal", "track", "track_polls"]
+__all__ = ["Tracker", "due_sources", "on_terminal", "track", "track_polls"]
 
 log = logging.getLogger("monitor.progress")
 
@@ -95,6 +96,20 @@ def track(items: Iterable[T], *, task: str, total: int | None = None) -> Iterato
             tracker.advance()
     finally:
         tracker.close()
+
+
+def due_sources(repo: Any, now: datetime, *, all_enabled: bool = False) -> int:
+    """How many sources a poll cycle at ``now`` would claim (for progress totals)."""
+    n = 0
+    for row in repo.get_sources():
+        if not row["enabled"] or row["disabled_reason"]:
+            continue
+        retry_after = row["retry_after_until"]
+        if all_enabled and (retry_after is None or retry_after <= now):
+            n += 1
+        elif not all_enabled and row["next_poll_at"] <= now:
+            n += 1
+    return n
 
 
 @contextmanager

@@ -257,29 +257,21 @@ class SQLRepository:
 
     def record_poll(self, intent: PollIntent) -> None:
         """Store the outcome of one poll and release the source's lease."""
+        self._record_polls([intent])
+
+    def record_polls(self, intents: Sequence[PollIntent]) -> None:
+        """Store the outcomes of several polls in one transaction, releasing their leases
+        (a cycle of many unchanged sources writes once, not once per source)."""
+        self._record_polls(intents)
+
+    def _record_polls(self, intents: Sequence[PollIntent]) -> None:
+        if not intents:
+            return
         s = m.sources.c
-        values: dict[str, Any] = {
-            "last_polled": intent.polled_at, "next_poll_at": intent.next_poll_at,
-            "lease_owner": None, "lease_until": None,
-            "retry_after_until": intent.retry_after_until,
-        }  # fmt: skip
-        if intent.ok:
-            values.update(last_success=intent.polled_at, consecutive_failures=0,
-                          first_success=func.coalesce(s.first_success, intent.polled_at))  # fmt: skip
-            if not intent.not_modified:
-                values.update(etag=intent.etag, last_modified=intent.last_modified)
-            if intent.new_entries:
-                values.update(last_new_entry=intent.polled_at,
-                              entries_total=s.entries_total + intent.new_entries)  # fmt: skip
-        else:
-            values.update(last_error=intent.error,
-                          consecutive_failures=s.consecutive_failures + 1)  # fmt: skip
-        if intent.new_url:
-            values.update(url=intent.new_url, etag=None, last_modified=None)
-        if intent.disabled_reason:
-            values.update(disabled_reason=intent.disabled_reason)
         with self._tx() as conn:
-            conn.execute(update(m.sources).where(s.name == intent.source).values(**values))
+            for intent in intents:
+                conn.execute(update(m.sources).where(s.name == intent.source)
+                             .values(**_poll_values(intent)))  # fmt: skip
 
     def get_sources(self) -> list[dict[str, Any]]:
         """Every stored source with its health fields, by name."""
@@ -688,6 +680,32 @@ def _by_terms(n: int) -> Any:
             .order_by(func.count().desc(), func.max(found.c.at).desc(),
                       found.c.article_id.desc())
             .limit(bindparam("limit", type_=Integer)))  # fmt: skip
+
+
+def _poll_values(intent: PollIntent) -> dict[str, Any]:
+    """The column values one poll outcome sets on its source row."""
+    s = m.sources.c
+    values: dict[str, Any] = {
+        "last_polled": intent.polled_at, "next_poll_at": intent.next_poll_at,
+        "lease_owner": None, "lease_until": None,
+        "retry_after_until": intent.retry_after_until,
+    }  # fmt: skip
+    if intent.ok:
+        values.update(last_success=intent.polled_at, consecutive_failures=0,
+                      first_success=func.coalesce(s.first_success, intent.polled_at))  # fmt: skip
+        if not intent.not_modified:
+            values.update(etag=intent.etag, last_modified=intent.last_modified)
+        if intent.new_entries:
+            values.update(last_new_entry=intent.polled_at,
+                          entries_total=s.entries_total + intent.new_entries)  # fmt: skip
+    else:
+        values.update(last_error=intent.error,
+                      consecutive_failures=s.consecutive_failures + 1)  # fmt: skip
+    if intent.new_url:
+        values.update(url=intent.new_url, etag=None, last_modified=None)
+    if intent.disabled_reason:
+        values.update(disabled_reason=intent.disabled_reason)
+    return values
 
 
 def _source_state(r: Any) -> SourceState:

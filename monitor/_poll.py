@@ -1,0 +1,188 @@
+"""One claimed batch of sources in flight (the inside of ``Pipeline._poll_batch``).
+
+::
+
+    fetch answers          threads (``fetch_all``), handled as they complete
+      304 / failure        a poll outcome at once, no parsing
+      200                  parse + item keys            worker process (or inline)
+    drop seen keys         one query per source                         storage
+      nothing new          a poll outcome
+      new entries          normalize + fingerprint      worker process (or inline)
+    dedupe, match, store   one transaction per article                  storage
+    poll outcomes          one transaction for the whole batch          storage
+
+At most ``PARSES_IN_FLIGHT`` parses are queued in the pool, so the preparation of new
+entries (which this process is waiting for) never queues behind every document of a
+large batch. Each source's failure is a value, as in ``Pipeline._poll_one``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .errors import FetchError, MonitorError, ParseError
+from .types import Entry, FeedState, Fetched, PollIntent, SourceState
+
+if TYPE_CHECKING:
+    from ._prepare import Workers
+    from .pipeline import CycleStats, Pipeline
+
+__all__ = ["PARSES_IN_FLIGHT", "POOL_MIN_SOURCES", "BatchPoll"]
+
+log = logging.getLogger("monitor.pipeline")
+
+PARSES_IN_FLIGHT = 4  # parse jobs queued in the pool at once
+POOL_MIN_SOURCES = 8  # smaller batches parse inline: a pool would cost more than it saves
+
+
+@dataclass(slots=True)
+class _Poll:
+    """One source between its fetch answer and its poll outcome."""
+
+    source: SourceState
+    state: FeedState
+    fetched: Fetched
+    now: datetime
+    entries: int = 0
+    keys: tuple[str, ...] = ()
+
+
+class BatchPoll:
+    """Drives one batch: fetch answers in, poll outcomes out (see the module docstring)."""
+
+    def __init__(self, pipeline: Pipeline, sources: dict[str, SourceState], stats: CycleStats,
+                 workers: Callable[[], Workers]) -> None:  # fmt: skip
+        self.p = pipeline
+        self.sources = sources
+        self.stats = stats
+        self.inline = len(sources) < POOL_MIN_SOURCES
+        self._workers = workers
+        self.polls: list[PollIntent] = []
+        self.waiting: deque[_Poll] = deque()
+        self.running: dict[Future[Any], tuple[Callable[[_Poll, Any], None], _Poll]] = {}
+        self.parsing = 0  # parse jobs in self.running
+
+    def run(self, answers: Iterator[tuple[FeedState, Fetched | FetchError]]) -> None:
+        fetching = True
+        while fetching or self.waiting or self.running:
+            self._finish_done()
+            self._start_parses()
+            if fetching:
+                with self.stats.timed("fetch"):
+                    answer = next(answers, None)
+                if answer is None:
+                    fetching = False
+                else:
+                    self._answer(*answer)
+            elif self.running:
+                with self.stats.timed("wait"):
+                    wait(self.running, return_when=FIRST_COMPLETED)
+        self._record()
+
+    # -- steps -------------------------------------------------------------------------
+
+    def _answer(self, state: FeedState, result: Fetched | FetchError) -> None:
+        self.stats.sources += 1
+        source, now = self.sources[state.name], self.p.clock()
+        if isinstance(result, Exception):
+            self._fail(source, result, now)
+        elif result.not_modified:
+            self.stats.not_modified += 1
+            log.info("poll.not_modified source=%s", source.name)
+            self.polls.append(PollIntent(**self._base(source, result, now), not_modified=True))
+        else:
+            self.waiting.append(_Poll(source, state, result, now))
+
+    def _start_parses(self) -> None:
+        from ._prepare import parse_keyed
+
+        while self.waiting and (self.inline or self.parsing < PARSES_IN_FLIGHT):
+            poll = self.waiting.popleft()
+            self.parsing += 1
+            future = self._workers().submit(self.inline, parse_keyed, poll.state, poll.fetched,
+                                            poll.now)  # fmt: skip
+            self.running[future] = (self._parsed, poll)
+
+    def _finish_done(self) -> None:
+        for future in [f for f in self.running if f.done()]:
+            then, poll = self.running.pop(future)
+            self.parsing -= then == self._parsed
+            try:
+                then(poll, future.result())
+            except Exception as exc:
+                self._fail(poll.source, exc, poll.now)
+
+    def _parsed(self, poll: _Poll, result: tuple[list[tuple[str, Entry]], int, float]) -> None:
+        from ._prepare import prepare
+
+        keyed, poll.entries, seconds = result
+        self.stats.parse_s += seconds
+        self.stats.entries += poll.entries
+        with self.stats.timed("store"):
+            seen = self.p.repo.get_seen_items(poll.source.name, [k for k, _ in keyed])
+        new = [(k, e) for k, e in keyed if k not in seen]
+        if not new:
+            self._succeed(poll, 0)
+            return
+        poll.keys = tuple(k for k, _ in new)
+        feed = self.p._feeds.get(poll.source.name)
+        full_text = feed is not None and feed.full_text and self.p.fetcher is not None
+        future = self._workers().submit(self.inline, prepare, [e for _, e in new], poll.now,
+                                        not full_text)  # fmt: skip
+        self.running[future] = (self._prepared, poll)
+
+    def _prepared(self, poll: _Poll, result: tuple[list[Any], float, float]) -> None:
+        from .pipeline import with_full_text
+
+        prepared, normalize_s, fingerprint_s = result
+        self.stats.normalize_s += normalize_s
+        self.stats.dedupe_s += fingerprint_s
+        articles = [a for a, _ in prepared]
+        feed = self.p._feeds.get(poll.source.name)
+        if feed is not None and feed.full_text and self.p.fetcher is not None:
+            articles = with_full_text(self.p.fetcher, articles, self.p.config)
+        backlog = poll.source.first_success is None and not self.p.config.alert_backlog
+        new = 0
+        for key, art, (_, fp) in zip(poll.keys, articles, prepared, strict=True):
+            decision = self.p.ingest(art, backlog=backlog, now=poll.now, key=key,
+                                     stats=self.stats, fingerprint=fp)  # fmt: skip
+            new += decision is not None
+        self._succeed(poll, new)
+
+    def _succeed(self, poll: _Poll, new: int) -> None:
+        backlog = poll.source.first_success is None and not self.p.config.alert_backlog
+        log.info("poll.ok source=%s entries=%d new=%d backlog=%s", poll.source.name,
+                 poll.entries, new, backlog)  # fmt: skip
+        self.polls.append(PollIntent(**self._base(poll.source, poll.fetched, poll.now),
+                                     etag=poll.fetched.etag,
+                                     last_modified=poll.fetched.last_modified,
+                                     new_entries=new))  # fmt: skip
+
+    def _fail(self, source: SourceState, exc: Exception, now: datetime) -> None:
+        self.stats.failed += 1
+        if isinstance(exc, FetchError | ParseError):
+            pass
+        elif isinstance(exc, MonitorError):
+            log.error("poll.error source=%s", source.name, exc_info=exc)
+        else:  # a bug met on one source must not stop the others
+            log.critical("poll.crashed source=%s", source.name, exc_info=exc)
+        self.polls.append(self.p._failure(source, exc, now))
+
+    def _base(self, source: SourceState, fetched: Fetched, now: datetime) -> dict[str, Any]:
+        return {"source": source.name, "polled_at": now, "ok": True,
+                "new_url": fetched.permanent_url,
+                "next_poll_at": self.p._next_poll(source.name, now)}  # fmt: skip
+
+    def _record(self) -> None:
+        """Write every poll outcome of the batch at once, then tell of health changes."""
+        with self.stats.timed("store"):
+            self.p.repo.record_polls(self.polls)
+        if self.p.config.on_source_failure:
+            for intent in self.polls:
+                self.p._announce(intent.source, intent.polled_at)
