@@ -31,6 +31,7 @@ from urllib.parse import urljoin
 
 import feedparser  # type: ignore[import-untyped,unused-ignore]
 
+from monitor._parse_fast import fast_entries
 from monitor._parse_guard import entity_problem, sniff_text
 from monitor._parse_html import absolute_link, extract_text, parse_page
 from monitor._parse_json import looks_like_json, parse_json_feed
@@ -38,7 +39,7 @@ from monitor.errors import ParseError
 from monitor.normalize import clean_text
 from monitor.types import Entry, Fetched
 
-__all__ = ["derived_key", "extract_text", "parse_feed", "parse_page"]
+__all__ = ["derived_key", "extract_text", "feedparser_entries", "parse_feed", "parse_page"]
 
 DERIVED_PREFIX = "derived:"  # GUIDs we made up, so storage can tell them from real ones
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -50,12 +51,16 @@ _HARMLESS_BOZO: tuple[type[Exception], ...] = (
 )
 
 
-def parse_feed(fetched: Fetched, source: str) -> list[Entry]:
+def parse_feed(fetched: Fetched, source: str, *, fast: bool = True) -> list[Entry]:
     """Parse a feed document (RSS 0.9x/1.0/2.0, Atom, JSON Feed).
+
+    Plain, well-formed RSS 2.0 and Atom go through lxml (``monitor._parse_fast``, about
+    ten times faster), everything else through feedparser; both give the same entries.
 
     Args:
         fetched: The HTTP answer: body, headers and final URL.
         source: The source name, for entries and messages.
+        fast: Try the lxml path first (False: feedparser only).
 
     Returns:
         The entries in document order (possibly none, for a valid empty feed).
@@ -74,10 +79,21 @@ def parse_feed(fetched: Fetched, source: str) -> list[Entry]:
     if looks_like_json(data, fetched.headers.get("content-type", "")):
         pairs = parse_json_feed(data, source)
         return _with_keys([e for e, _ in pairs], base=fetched.url)
-    result = feedparser.parse(io.BytesIO(data), response_headers=_headers(fetched))
-    _check_feed(result, fetched, source)
-    entries = [_entry(raw, source) for raw in result.entries]
+    entries = fast_entries(fetched, source) if fast else None
+    if entries is None:
+        entries = feedparser_entries(fetched, source)
     return _with_keys(entries, base=_base(fetched))
+
+
+def feedparser_entries(fetched: Fetched, source: str) -> list[Entry]:
+    """The entries of an RSS, Atom or RDF document as feedparser reads it (no keys yet).
+
+    Raises:
+        ParseError: as ``parse_feed``.
+    """
+    result = feedparser.parse(io.BytesIO(fetched.content), response_headers=_headers(fetched))
+    _check_feed(result, fetched, source)
+    return [_entry(raw, source) for raw in result.entries]
 
 
 def _headers(fetched: Fetched) -> dict[str, str]:
