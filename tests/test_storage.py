@@ -264,6 +264,23 @@ def test_retry_after_is_honoured_by_claim_all(repo: SQLRepository) -> None:
     assert len(repo.claim_sources(until, "one", timedelta(minutes=2), all_enabled=True)) == 1
 
 
+def test_poll_outcomes_of_a_batch_are_recorded_together(repo: SQLRepository) -> None:
+    repo.sync_sources([(n, f"https://{n}.example/rss", "feed") for n in "abc"], T0)
+    repo.claim_sources(T0, "one", timedelta(minutes=2))
+    later = T0 + timedelta(hours=1)
+    repo.record_polls([
+        PollIntent(source="a", polled_at=T0, next_poll_at=later, ok=True, not_modified=True),
+        PollIntent(source="b", polled_at=T0, next_poll_at=later, ok=True, etag='"b2"',
+                   new_entries=2),
+        PollIntent(source="c", polled_at=T0, next_poll_at=later, ok=False, error="timeout"),
+    ])  # fmt: skip
+    rows = {r["name"]: r for r in repo.get_sources()}
+    assert all(r["lease_owner"] is None and r["next_poll_at"] == later for r in rows.values())
+    assert (rows["b"]["etag"], rows["b"]["entries_total"]) == ('"b2"', 2)
+    assert rows["c"]["consecutive_failures"] == 1 and rows["a"]["last_success"] == T0
+    repo.record_polls([])  # nothing to write
+
+
 def test_outbox_claim_send_fail_dead_requeue(repo: SQLRepository) -> None:
     repo.add_article(_intent(1, alerts=(_alert("desk"), _alert("chat"))), T0)
     items = repo.claim_alerts(T0, "one", timedelta(minutes=2))
