@@ -27,6 +27,7 @@ import re
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from html.entities import name2codepoint
 from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
@@ -66,6 +67,7 @@ _MULTI = frozenset({"category", "link", f"{{{_DC}}}subject", f"{{{_ATOM}}}catego
 _TEXT_TYPES = frozenset({None, "text", "html"})
 # Markup feedparser's sanitiser and clean_text read differently (kept or dropped text).
 _ENTITY_LIKE = re.compile(r"&[A-Za-z0-9_#]+;")
+_REFERENCE = re.compile(r"&(#?[A-Za-z0-9]+);")
 _TAG = re.compile(r"""<(?:/?[A-Za-z][A-Za-z0-9]*(?:\s+[A-Za-z_:][-\w:.]*"""
                   r"""(?:\s*=\s*(?:"[^"<>]*"|'[^'<>]*'|[^\s"'<>=`]+))?)*\s*/?>"""
                   r"""|!--(?:(?!--)[^<>])*-->)""")
@@ -168,6 +170,8 @@ def _text(element: Any | None, *, html: bool = False) -> str | None:
     value = element.text or ""
     if html and "<" in value and (_ODD_MARKUP.search(value) or not _plain_markup(value)):
         raise _Unsure
+    if html and "&" in value and not _plain_references(value):
+        raise _Unsure
     return value.strip()
 
 
@@ -175,6 +179,24 @@ def _plain_markup(html: str) -> bool:
     """Whether every ``<`` starts a well-formed tag or comment (feedparser's sanitiser
     and lxml's HTML parser read anything else, a stray ``<`` say, each its own way)."""
     return all(_TAG.match(html, i) for i in _iter_lt(html))
+
+
+def _plain_references(html: str) -> bool:
+    """Whether every ``&…;`` is an HTML 4 entity or a character reference that is not
+    markup (feedparser rewrites others: ``&a;`` becomes ``&amp;a``)."""
+    for ref in _REFERENCE.finditer(html):
+        name = ref.group(1)
+        if name[0] != "#":
+            if name not in name2codepoint:
+                return False
+            continue
+        try:
+            code = int(name[2:], 16) if name[1] in "xX" else int(name[1:])
+        except ValueError:
+            return False
+        if not 0 < code < 0x110000 or chr(code) in "<>&":
+            return False
+    return True
 
 
 def _iter_lt(text: str) -> Iterable[int]:

@@ -130,7 +130,8 @@ _TEXT = st.text(st.sampled_from(list("ab é日&<>\"' \n\t;#x1")), max_size=12)
 _HTML = st.lists(st.one_of(_TEXT, st.sampled_from(
     ["<p>", "</p>", "<b>", "</b>", "<br/>", "<a href='/r?a=1&b=2'>", "</a>", "&amp;", "&lt;",
      "&nbsp;", "<script>x</script>", "<!-- c -->", "<noscript>n</noscript>", "<img src=x>",
-     "<iframe>f</iframe>", "&amp;lt;i&amp;gt;"])), max_size=8).map("".join)  # fmt: skip
+     "<iframe>f</iframe>", "&amp;lt;i&amp;gt;", "&a;", "&#39;", "&#60;b&#62;", "&copy;",
+     "&#x1F600;", "&#0;", "&Amp;", "a&b", "&#xZZ;"])), max_size=8).map("".join)  # fmt: skip
 _WHEN = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2030, 1, 1),
                      timezones=st.just(UTC))  # fmt: skip
 _ITEM = st.fixed_dictionaries({}, optional={
