@@ -13,7 +13,9 @@
 
 At most ``PARSES_IN_FLIGHT`` parses are queued in the pool, so the preparation of new
 entries (which this process is waiting for) never queues behind every document of a
-large batch. Each source's failure is a value, as in ``Pipeline._poll_one``.
+large batch, and at most ``WAITING_MAX`` fetched documents wait for a parse, so a batch
+of thousands of sources holds a few dozen documents in memory, not all of them. Each
+source's failure is a value: it becomes that source's poll outcome, never the batch's.
 """
 
 from __future__ import annotations
@@ -33,12 +35,15 @@ if TYPE_CHECKING:
     from ._prepare import Workers
     from .pipeline import CycleStats, Pipeline
 
-__all__ = ["PARSES_IN_FLIGHT", "POOL_MIN_SOURCES", "BatchPoll"]
+__all__ = ["PARSES_IN_FLIGHT", "POOL_MIN_SOURCES", "WAITING_MAX", "BatchPoll"]
 
 log = logging.getLogger("monitor.pipeline")
 
 PARSES_IN_FLIGHT = 4  # parse jobs queued in the pool at once
 POOL_MIN_SOURCES = 8  # smaller batches parse inline: a pool would cost more than it saves
+# Fetched documents held for parsing at most; past it no answer is taken from the
+# fetcher, which then starts no new request: memory stays flat however many sources.
+WAITING_MAX = 16
 
 
 @dataclass(slots=True)
@@ -73,7 +78,7 @@ class BatchPoll:
         while fetching or self.waiting or self.running:
             self._finish_done()
             self._start_parses()
-            if fetching:
+            if fetching and len(self.waiting) < WAITING_MAX:
                 with self.stats.timed("fetch"):
                     answer = next(answers, None)
                 if answer is None:

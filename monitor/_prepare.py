@@ -26,8 +26,6 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import Any, TypeVar
 
-from monitor._canonical_url import canonical_url
-from monitor.normalize import normalize, strip_invalid
 from monitor.types import Article, Entry, FeedState, Fetched, Fingerprint
 
 __all__ = ["Prepared", "Workers", "entry_key", "item_key", "parse_keyed", "prepare"]
@@ -49,6 +47,9 @@ def item_key(article: Article) -> str:
 def entry_key(entry: Entry, now: datetime) -> str:
     """``item_key(normalize(entry))``, without cleaning the entry's text when it has a GUID
     or a link (the usual case)."""
+    from monitor._canonical_url import canonical_url
+    from monitor.normalize import normalize
+
     guid = _clean_ref(entry.guid)
     if guid:
         return f"g:{guid}"[:500]
@@ -61,6 +62,8 @@ def entry_key(entry: Entry, now: datetime) -> str:
 
 def _clean_ref(value: str | None) -> str | None:
     # As normalize does for links and GUIDs.
+    from monitor.normalize import strip_invalid
+
     return (strip_invalid(value).strip() or None) if value is not None else None
 
 
@@ -86,6 +89,8 @@ def parse_keyed(state: FeedState, fetched: Fetched,
 def prepare(entries: Sequence[Entry], now: datetime,
             fingerprints: bool) -> tuple[Prepared, float, float]:  # fmt: skip
     """The entries normalised (and fingerprinted), with the seconds each step took."""
+    from monitor.normalize import normalize
+
     start = time.perf_counter()
     articles = [normalize(e, fetched=now, now=now) for e in entries]
     normalized = time.perf_counter()
@@ -98,9 +103,10 @@ def prepare(entries: Sequence[Entry], now: datetime,
 
 
 def _warm() -> None:
-    """Load in the fork server what every worker needs (parsers, frequency tables)."""
-    import monitor.dedupe
-    import monitor.parse  # noqa: F401
+    """Load what every worker needs (parsers, dedupe's word tables) before the first job."""
+    from monitor import _features, dedupe, parse  # noqa: F401
+
+    _features.extract("warm up", "")
 
 
 class Workers:
@@ -131,7 +137,7 @@ class Workers:
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["monitor._prepare"])
+            context.set_forkserver_preload(["monitor.parse", "monitor.dedupe"])
             self._pool = ProcessPoolExecutor(self.processes, mp_context=context,
                                              initializer=_warm)  # fmt: skip
         return self._pool
