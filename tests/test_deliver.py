@@ -240,3 +240,29 @@ def test_watchlist_templates_override_the_shipped_ones(
         assert rt.deliverer.deliver_due().sent == 2
     texts = sorted(str(p) for p in hook.received)
     assert sum("DESK FORMAT" in t for t in texts) == 1
+
+
+def test_cli_notify_test_and_outbox_retry(
+    tmp_path: Path, hooks: tuple[WebhookReceiver, WebhookReceiver],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from monitor.cli import main
+
+    hook, _ = hooks
+    hook.script = [400, 400]
+    clock = Clock(T0)
+    path = write_config(tmp_path / "monitor.yaml", feeds=[], notifiers={"chat": hook_url(hook)},
+                        watchlists=[{"name": "drones", "query": "drone", "notify": ["chat"]}])
+    assert main(["notify", "test", "chat", "--config", str(path)]) == 1  # answered 400
+    assert "failed (permanent)" in capsys.readouterr().err
+    with ExitStack() as stack:
+        rt = open_runtime(load_config(path), stack, clock=clock)
+        rt.pipeline.ingest(article(1), backlog=False, now=clock())
+        assert rt.deliverer.deliver_due().dead == 1
+    assert main(["notify", "test", "chat", "--config", str(path)]) == 0
+    assert "sent a test message to chat" in capsys.readouterr().out
+    assert main(["outbox", "retry", "--config", str(path)]) == 0
+    assert "1 dead letters queued again" in capsys.readouterr().out
+    assert main(["run", "--once", "--config", str(path)]) == 0
+    assert len(hook.received) == 2 and "drone sighting #1" in str(hook.received[1])
+    assert main(["notify", "test", "nobody", "--config", str(path)]) == 2
