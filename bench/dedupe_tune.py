@@ -158,11 +158,25 @@ class MemoryStore:
         return Candidate(s.article_id, s.story_id, s.when, s.title, s.fingerprint)
 
     def add(self, article: Article, fp: Fingerprint, decision: Decision) -> int:
-        """Store the article in the story the decision names (a new one when NEW)."""
+        """Store the article in the story the decision names (a new one when NEW), then
+        merge the fragments it names into that story, as ``Pipeline.ingest`` does."""
         story_id = decision.story_id
         if story_id is None:
             story_id, self.next_story = self.next_story, self.next_story + 1
-        return self.put(article, fp, story_id)
+        self.put(article, fp, story_id)
+        for other in decision.merge_story_ids:
+            self.merge(story_id, other)
+        return story_id
+
+    def merge(self, keep: int, other: int) -> None:
+        """Move every article of story ``other`` into ``keep`` (``merge_stories``)."""
+        for stored in self.articles:
+            if stored.story_id == other:
+                stored.story_id = keep
+
+    def stories(self) -> list[int]:
+        """The story of each stored article now, in the order they were stored."""
+        return [stored.story_id for stored in self.articles]
 
     def put(self, article: Article, fp: Fingerprint, story_id: int) -> int:
         """Store the article in ``story_id``; returns the story id."""
@@ -179,7 +193,7 @@ class MemoryStore:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """One stream: the story of each row, each decision, and how long it took."""
+    """One stream: the story of each row at the end, each decision, and how long it took."""
 
     stories: list[int]
     decisions: list[Decision]
@@ -190,7 +204,7 @@ class Run:
 def stream(corpus: Corpus, thresholds: dedupe.Thresholds = dedupe.THRESHOLDS) -> Run:
     """Feed the corpus in order through retrieval and ``decide``, as the daemon would."""
     store = MemoryStore()
-    stories, decisions, timings = [], [], []
+    decisions, timings = [], []
     start = time.perf_counter()
     for row, fp, kept in zip(corpus.rows, corpus.fingerprints, corpus.stored, strict=True):
         t0 = time.perf_counter()
@@ -198,9 +212,9 @@ def stream(corpus: Corpus, thresholds: dedupe.Thresholds = dedupe.THRESHOLDS) ->
         decision = dedupe.decide(row.article, fp, cands, thresholds=thresholds)
         timings.append(time.perf_counter() - t0)
         decisions.append(decision)
-        stories.append(store.add(row.article, kept, decision))
+        store.add(row.article, kept, decision)
     seconds = time.perf_counter() - start + sum(corpus.fingerprint_seconds)
-    return Run(stories, decisions, seconds, timings)
+    return Run(store.stories(), decisions, seconds, timings)
 
 
 @dataclass(frozen=True, slots=True)

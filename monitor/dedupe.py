@@ -19,7 +19,11 @@ Levels (DESIGN.md, "Dedupe levels"; issue #3):
    days, and publication on the same day. A logistic pair model turns these into log-odds
    of "same event"; a story's score mixes its closest member with the mean of its few
    closest members, so several reports must agree before an article joins
-   (``monitor._scoring``).
+   (``monitor._scoring``). A story splits into fragments when one report scores just
+   under the bar; so when an article joins a story, each small fragment among its
+   candidates (at most ``FRAGMENT_MEMBERS`` articles) is scored again as if its
+   articles arrived now, against the story with the article in it, and those that would
+   join are named in ``Decision.merge_story_ids`` (storage merges them).
 
 A NEW article names a ``related_story_id`` when a story shares its names without being
 the same event: a follow-up (the joint force headquarters is stood up) rather than a
@@ -61,6 +65,7 @@ from monitor.types import Article, Candidate, Decision, DecisionKind, Fingerprin
 __all__ = [
     "CANDIDATE_LIMIT",
     "FINGERPRINT_VERSION",
+    "FRAGMENT_MEMBERS",
     "PAIR_FEATURES",
     "TERM_POSTINGS",
     "THRESHOLDS",
@@ -105,6 +110,11 @@ LOOKUP_FILL_WEIGHT = 2.0
 LOOKUP_NUMBERS = 4
 # Per lookup term, only its latest postings in the window count (retrieval contract (c)).
 TERM_POSTINGS = 100
+# A story with at most this many articles among the candidates is a fragment that a
+# re-report may heal (module docstring): one or two reports that missed the bar. Larger
+# stories are never merged automatically: two established stories that one article
+# resembles are more often two events of one kind than one event.
+FRAGMENT_MEMBERS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +129,8 @@ class Thresholds:
     best_share     0.30    level 3: weight of the closest member in the story score;
                            the mean over the closest ``STORY_MEMBERS`` takes the rest
     related        0.20    NEW, but names a related story at this probability ...
-    related_names  0.30    ... or sharing this much (cosine) of the weighted names
+    related_names  0.30    ... or sharing this much (cosine) of the weighted names;
+                           a re-report re-scores only fragments this related to it
     model          fitted  the pair model (``monitor._scoring``), weights in
                            ``PAIR_FEATURES`` order
     =============  ======  ==========================================================
@@ -372,14 +383,18 @@ def match_stories(
     Returns:
         The candidates' stories, most probable first (ties: lower story id).
     """
+    return _stories(compare(article, fp, candidates, thresholds), thresholds)
+
+
+def _stories(compared: Sequence[tuple[Candidate, Pair]], t: Thresholds) -> list[StoryMatch]:
     members: dict[int, list[tuple[Pair, Candidate]]] = {}
-    for cand, p in compare(article, fp, candidates, thresholds):
+    for cand, p in compared:
         members.setdefault(cand.story_id, []).append((p, cand))
     matches = []
     for story_id, story in members.items():
         story.sort(key=lambda m: (-m[0].logit, m[1].article_id))
         logits = [p.logit for p, _ in story]
-        probability = _scoring.story_probability(logits, thresholds.best_share)
+        probability = _scoring.story_probability(logits, t.best_share)
         matches.append(StoryMatch(story_id, probability, story[0][1], story[0][0]))
     matches.sort(key=lambda m: (-m.probability, m.story_id))
     return matches
@@ -396,22 +411,26 @@ def _hours_apart(
 def _same_story(
     article: Article, fp: Fingerprint, candidates: Sequence[Candidate], t: Thresholds
 ) -> Decision:
-    matches = match_stories(article, fp, candidates, t)
+    compared = compare(article, fp, candidates, t)
+    matches = _stories(compared, t)
     if not matches:
         return Decision(DecisionKind.NEW, 0, 0.0, "new story: nothing stored to compare")
     top = matches[0]
     p = top.probability
     if p >= t.same_story:
+        healed = _fragments(article, fp, compared, matches, t)
+        merges = f"; merges fragments {', '.join(map(str, healed))}" if healed else ""
         return Decision(
             kind=DecisionKind.REREPORT,
             level=3,
             score=round(p, 4),
             reason=(
                 f"same event: {_scoring.describe(top.pair, fp.data)}; "
-                f"score {p:.2f} >= {t.same_story:.2f}"
+                f"score {p:.2f} >= {t.same_story:.2f}{merges}"
             ),
             article_id=top.closest.article_id,
             story_id=top.story_id,
+            merge_story_ids=healed,
         )
     related = next((m for m in matches if _related(m, t)), None)
     if related is None:
@@ -432,6 +451,41 @@ def _same_story(
         ),
         related_story_id=related.story_id,
     )
+
+
+def _fragments(
+    article: Article,
+    fp: Fingerprint,
+    compared: Sequence[tuple[Candidate, Pair]],
+    matches: Sequence[StoryMatch],
+    t: Thresholds,
+) -> tuple[int, ...]:
+    """The fragments the joined story heals: small related stories whose every article,
+    scored again against the joined story's candidates plus this article, would join."""
+    members: dict[int, list[Candidate]] = {}
+    for cand, _ in compared:
+        members.setdefault(cand.story_id, []).append(cand)
+    joined = [(c.when, c.fingerprint.data) for c in members[matches[0].story_id]]
+    joined.append((article.when, fp.data))
+    return tuple(sorted(
+        m.story_id
+        for m in matches[1:]
+        if _related(m, t) and len(members[m.story_id]) <= FRAGMENT_MEMBERS
+        if all(_would_join(c, joined, t) for c in members[m.story_id])
+    ))  # fmt: skip
+
+
+def _would_join(cand: Candidate, story: Sequence[tuple[Any, Mapping[str, Any]]],
+                t: Thresholds) -> bool:  # fmt: skip
+    data = cand.fingerprint.data
+    logits = sorted(
+        (
+            _scoring.pair(data, other, _hours_apart(cand.when, data, when, other), t.model).logit
+            for when, other in story
+        ),
+        reverse=True,
+    )
+    return _scoring.story_probability(logits, t.best_share) >= t.same_story
 
 
 def _related(match: StoryMatch, t: Thresholds) -> bool:

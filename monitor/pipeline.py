@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from ._leases import keep_leases
 from ._prepare import item_key
 from .config import Config, FeedConfig
-from .errors import ConcurrentWriteError, HTTPStatusError, MonitorError
+from .errors import ConcurrentWriteError, HTTPStatusError, MonitorError, StorageError
 from .match import Matcher, make_snippet, parse_query
 from .schedule import next_digest_at
 from .types import (
@@ -319,7 +319,17 @@ class Pipeline:
             log.info("article.stored id=%s source=%s decision=%s level=%s score=%.2f matches=%d",
                      article_id, art.source, decision.kind.value, decision.level,
                      decision.score, len(matches))  # fmt: skip
+            self._merge_fragments(decision.story_id, decision.merge_story_ids)
         return article_id
+
+    def _merge_fragments(self, story_id: int | None, others: Sequence[int]) -> None:
+        """Merge the story fragments a re-report showed to be its story (``dedupe``)."""
+        for other in others if story_id is not None else ():
+            try:
+                self.repo.merge_stories(story_id, other)
+            except StorageError as exc:  # merged meanwhile: by hand, or by another daemon
+                log.warning("story.merge_skipped story=%s other=%s error=%s",
+                            story_id, other, exc)  # fmt: skip
 
     def _intent(self, art: Article, *, backlog: bool, key: str | None, watch: bool,
                 stats: CycleStats, fp: Fingerprint | None = None) -> ArticleIntent:  # fmt: skip
@@ -328,7 +338,8 @@ class Pipeline:
         with stats.timed("dedupe"):
             fp = fp or dedupe.fingerprint(art)
             candidates = self.repo.get_candidates(fp, art.when, dedupe.WINDOW,
-                                                  dedupe.CANDIDATE_LIMIT)  # fmt: skip
+                                                  dedupe.CANDIDATE_LIMIT,
+                                                  per_term=dedupe.TERM_POSTINGS)  # fmt: skip
             decision = dedupe.decide(art, fp, candidates)
         matches: list[Match] = []
         alerts: tuple[AlertIntent, ...] = ()

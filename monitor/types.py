@@ -168,7 +168,8 @@ class Decision:
 
     ``article_id`` is the matched article (duplicate, or best re-report candidate);
     ``story_id`` the story joined (None for NEW); ``related_story_id`` for a NEW story that
-    follows up an earlier one.
+    follows up an earlier one; ``merge_story_ids`` the stories a re-report shows to be
+    fragments of the story it joins (to be merged into it once the article is stored).
     """
 
     kind: DecisionKind
@@ -178,6 +179,7 @@ class Decision:
     article_id: int | None = None
     story_id: int | None = None
     related_story_id: int | None = None
+    merge_story_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
