@@ -393,8 +393,12 @@ def _tree_pss(root: int) -> float:
 def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float,
                                                                              float, str, str]:
     """Run ``cmd``; return wall, CPU (user+sys, children included), max RSS (MB) of its
-    largest process, peak PSS (MB) of its tree, stdout and stderr."""
+    largest process, peak PSS (MB) of its process tree, stdout and stderr."""
     out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    # /usr/bin/time reports the child's own peak: a child forked from this process would
+    # start from this process's (the corpus's) resident size.
+    maxrss = Path(tempfile.mkstemp(suffix=".maxrss")[1])
+    cmd = ["/usr/bin/time", "-f", "%M", "-o", str(maxrss), *cmd]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
     peak = 0.0
@@ -411,8 +415,9 @@ def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[floa
     stdout, stderr = out.read().decode(), err.read().decode()
     if proc.returncode:
         raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{stderr[-3000:]}")
-    return (wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, peak, stdout,
-            stderr)  # fmt: skip
+    rss = int(maxrss.read_text().split()[-1]) / 1024
+    maxrss.unlink()
+    return wall, usage.ru_utime + usage.ru_stime, rss, peak, stdout, stderr
 
 
 def write_config(path: Path, server: FeedServer, db: Path, workers: int | None) -> None:

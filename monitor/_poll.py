@@ -4,10 +4,10 @@
 
     fetch answers          threads (``fetch_all``), handled as they complete
       304 / failure        a poll outcome at once, no parsing
-      200                  parse + item keys            worker process (or inline)
+      200                  parse + item keys            inline (or worker process)
     drop seen keys         one query per source                         storage
       nothing new          a poll outcome
-      new entries          normalize + fingerprint      worker process (or inline)
+      new entries          normalize + fingerprint      inline (or worker process)
     dedupe, match, store   one transaction per article                  storage
     poll outcomes          one transaction for the whole batch          storage
 
@@ -35,12 +35,15 @@ if TYPE_CHECKING:
     from ._prepare import Workers
     from .pipeline import CycleStats, Pipeline
 
-__all__ = ["PARSES_IN_FLIGHT", "POOL_MIN_SOURCES", "WAITING_MAX", "BatchPoll"]
+__all__ = ["PARSES_IN_FLIGHT", "POOL_MIN_ENTRIES", "WAITING_MAX", "BatchPoll"]
 
 log = logging.getLogger("monitor.pipeline")
 
 PARSES_IN_FLIGHT = 4  # parse jobs queued in the pool at once
-POOL_MIN_SOURCES = 8  # smaller batches parse inline: a pool would cost more than it saves
+# A batch works inline until it has met this many new entries, then in the worker
+# processes: starting them (about a second) costs more than preparing a few entries,
+# the usual cycle, where a few feeds gained an entry or two.
+POOL_MIN_ENTRIES = 64
 # Fetched documents held for parsing at most; past it no answer is taken from the
 # fetcher, which then starts no new request: memory stays flat however many sources.
 WAITING_MAX = 16
@@ -66,7 +69,7 @@ class BatchPoll:
         self.p = pipeline
         self.sources = sources
         self.stats = stats
-        self.inline = len(sources) < POOL_MIN_SOURCES
+        self.new_entries = 0  # met so far, in this batch
         self._workers = workers
         self.polls: list[PollIntent] = []
         self.waiting: deque[_Poll] = deque()
@@ -107,12 +110,16 @@ class BatchPoll:
     def _start_parses(self) -> None:
         from ._prepare import parse_keyed
 
-        while self.waiting and (self.inline or self.parsing < PARSES_IN_FLIGHT):
+        while self.waiting and (self.parsing < PARSES_IN_FLIGHT or not self._pooled()):
             poll = self.waiting.popleft()
             self.parsing += 1
-            future = self._workers().submit(self.inline, parse_keyed, poll.state, poll.fetched,
-                                            poll.now)  # fmt: skip
+            future = self._workers().submit(not self._pooled(), parse_keyed, poll.state,
+                                            poll.fetched, poll.now)  # fmt: skip
             self.running[future] = (self._parsed, poll)
+
+    def _pooled(self) -> bool:
+        """Whether jobs go to the worker processes now (see ``POOL_MIN_ENTRIES``)."""
+        return self.new_entries >= POOL_MIN_ENTRIES or self._workers().started
 
     def _finish_done(self) -> None:
         for future in [f for f in self.running if f.done()]:
@@ -136,10 +143,11 @@ class BatchPoll:
             self._succeed(poll, 0)
             return
         poll.keys = tuple(k for k, _ in new)
+        self.new_entries += len(new)
         feed = self.p._feeds.get(poll.source.name)
         full_text = feed is not None and feed.full_text and self.p.fetcher is not None
-        future = self._workers().submit(self.inline, prepare, [e for _, e in new], poll.now,
-                                        not full_text)  # fmt: skip
+        future = self._workers().submit(not self._pooled(), prepare, [e for _, e in new],
+                                        poll.now, not full_text)  # fmt: skip
         self.running[future] = (self._prepared, poll)
 
     def _prepared(self, poll: _Poll, result: tuple[list[Any], float, float]) -> None:

@@ -10,8 +10,8 @@ already stored cost nothing beyond parsing:
 2. (the pipeline drops the keys already stored, one query per source)
 3. ``prepare``: the new entries normalised and, unless told not to, fingerprinted.
 
-``Workers`` runs both in a pool, or in the calling thread for small batches and for
-``poll.parse_workers: 0``; the results are the same either way.
+``Workers`` runs both in a pool, or in the calling thread (``monitor._poll`` decides;
+always with ``poll.parse_workers: 0``); the results are the same either way.
 """
 
 from __future__ import annotations
@@ -102,27 +102,27 @@ def prepare(entries: Sequence[Entry], now: datetime,
     return out, normalized - start, time.perf_counter() - normalized
 
 
-def _warm() -> None:
-    """Load what every worker needs (parsers, dedupe's word tables) before the first job."""
-    from monitor import _features, dedupe, parse  # noqa: F401
-
-    _features.extract("warm up", "")
-
-
 class Workers:
     """Runs ``parse_keyed`` and ``prepare`` in worker processes, or inline.
 
     Workers are forked from a clean server process (``forkserver``), never from the
-    daemon with its threads and database connections. The pool starts on the first
-    job, and a broken pool (a worker killed) is replaced on the next one.
+    daemon with its threads and database connections; the server loads the parsers and
+    dedupe's word tables once, so the workers share them. The pool starts on the first
+    job sent to it, and a broken pool (a worker killed) is replaced on the next one.
 
     Args:
-        processes: worker processes; None for one per CPU, 0 to run every job inline.
+        processes: worker processes; None for one per CPU but one (the daemon's own
+            process is busy deciding and storing meanwhile), 0 to run every job inline.
     """
 
     def __init__(self, processes: int | None = None) -> None:
-        self.processes = (os.cpu_count() or 1) if processes is None else processes
+        self.processes = max(1, (os.cpu_count() or 1) - 1) if processes is None else processes
         self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether the worker processes are running."""
+        return self._pool is not None
 
     def submit(self, inline: bool, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Run ``fn(*args)`` in the pool, or now when ``inline`` (or without workers)."""
@@ -137,9 +137,8 @@ class Workers:
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["monitor.parse", "monitor.dedupe"])
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=context,
-                                             initializer=_warm)  # fmt: skip
+            context.set_forkserver_preload(["monitor._worker_preload"])
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
         return self._pool
 
     def close(self) -> None:

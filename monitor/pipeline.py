@@ -15,7 +15,7 @@
     record polls                one transaction per batch              I/O
 
 The batch itself runs in ``monitor._poll`` and the pure steps in ``monitor._prepare``
-(a process pool for batches of ``POOL_MIN_SOURCES`` or more). Delivery of the queued
+(worker processes once a batch has met ``POOL_MIN_ENTRIES`` new entries). Delivery of the queued
 alerts is ``monitor.deliver``. A failing source is a value
 (``PollIntent(ok=False)``) stored with its error; it never stops the cycle.
 """
@@ -326,8 +326,8 @@ class Pipeline:
         """Merge the story fragments a re-report showed to be its story (``dedupe``)."""
         for other in others if story_id is not None else ():
             try:
-                self.repo.merge_stories(story_id, other)
-            except StorageError as exc:  # merged meanwhile: by hand, or by another daemon
+                self.repo.merge_stories(story_id, other, automatic=True)
+            except StorageError as exc:  # one of them is gone: a bug, not worth a crash
                 log.warning("story.merge_skipped story=%s other=%s error=%s",
                             story_id, other, exc)  # fmt: skip
 

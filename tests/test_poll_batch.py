@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import monitor._prepare
-from monitor._poll import POOL_MIN_SOURCES
+from monitor._poll import POOL_MIN_ENTRIES
 from monitor.app import open_runtime
 from monitor.config import load_config
 from monitor.errors import ConfigError
@@ -18,13 +18,14 @@ from tests.conftest import Clock, write_config
 from tests.feeds import atom, rss, story_items
 from tests.servers import HTTPServer, Response
 
-FEEDS = POOL_MIN_SOURCES + 2
+FEEDS = 10
+ITEMS = POOL_MIN_ENTRIES // FEEDS + 2  # so that a batch of every feed uses the workers
 
 
 def _serve(server: HTTPServer, extra: int = 0) -> list[dict[str, str]]:
     feeds = []
     for i in range(FEEDS):
-        items = story_items(3 + extra, seed=i, site=f"https://site{i}.example")
+        items = story_items(ITEMS + extra, seed=i, site=f"https://site{i}.example")
         body, ctype = ((atom(items), "application/atom+xml") if i % 3 == 2
                        else (rss(items), "application/rss+xml"))  # fmt: skip
         server.routes[f"/f{i}"] = Response(200, body, {"Content-Type": ctype})
@@ -41,6 +42,8 @@ def _cycle(config: Path, clock: Clock) -> tuple[Any, list[tuple[Any, ...]]]:
         stats = rt.pipeline.run_cycle(all_enabled=True)
         rows = {(a["source"], a["title"], a["body"], a["url"], a["story_id"] is not None)
                 for a in rt.repo.iter_articles()}  # fmt: skip
+        workers = rt.pipeline._workers
+        stats.pooled = workers is not None and workers.started
     return stats, sorted(rows)
 
 
@@ -61,12 +64,14 @@ def test_worker_processes_store_what_inline_work_stores(
                               database=f"sqlite:///{tmp_path}/w{workers}.db",
                               poll={"parse_workers": workers})  # fmt: skip
         first = _cycle(config, clock)
+        assert first[0].pooled == (workers > 0)
         second = _cycle(config, clock)
+        assert not second[0].pooled  # nothing new: no worker started
         results[workers] = (_counts(first[0]), first[1], _counts(second[0]), second[1])
     assert results[0] == results[2]
     first_counts, stored, second_counts, _ = results[2]
-    assert first_counts[:2] == (FEEDS + 1, 1) and first_counts[4] == FEEDS * 3
-    assert second_counts[4] == 0 and len(stored) == FEEDS * 3 + 2  # and the two seeds
+    assert first_counts[:2] == (FEEDS + 1, 1) and first_counts[4] == FEEDS * ITEMS
+    assert second_counts[4] == 0 and len(stored) == FEEDS * ITEMS + 2  # and the two seeds
 
 
 def test_seen_items_are_parsed_but_not_prepared_again(
@@ -85,7 +90,7 @@ def test_seen_items_are_parsed_but_not_prepared_again(
     monkeypatch.setattr(monitor._prepare, "prepare", counting)
     _serve(feed_server, extra=1)  # every feed gained one item (no validators: all 200)
     stats, _ = _cycle(config, clock)
-    assert stats.entries == FEEDS * 4 and stats.new == FEEDS
+    assert stats.entries == FEEDS * (ITEMS + 1) and stats.new == FEEDS
     assert prepared == [1] * FEEDS
 
 

@@ -1,0 +1,12 @@
+"""Imported once by the fork server of the parse workers (``monitor._prepare.Workers``).
+
+It loads the parsers, the normaliser and dedupe's word-frequency tables (about 30 MB),
+so that every worker forked from the server shares them instead of loading its own copy.
+Nothing else imports it.
+"""
+
+from __future__ import annotations
+
+from monitor import _features, dedupe, normalize, parse  # noqa: F401
+
+_features.extract("Preload the word tables.", "")
