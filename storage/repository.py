@@ -55,6 +55,7 @@ __all__ = ["SQLRepository", "alert_payload"]
 log = logging.getLogger("monitor.storage")
 
 OWNER_MAX = 100  # length of the lease_owner columns
+SPLIT_BY_HAND = "split by hand from story"  # the reason of an article a hand split moved
 
 
 def _fp_to_json(fp: Fingerprint) -> dict[str, Any]:
@@ -520,10 +521,17 @@ class SQLRepository:
 
     # -- story corrections -------------------------------------------------------------
 
-    def merge_stories(self, keep: int, other: int) -> int:
-        """Merge story ``other`` into ``keep``; later articles follow. Returns articles moved."""
+    def merge_stories(self, keep: int, other: int, *, automatic: bool = False) -> int:
+        """Merge story ``other`` into ``keep``; later articles follow. Returns articles moved.
+
+        ``automatic`` marks dedupe healing a fragment (``Decision.merge_story_ids``): it
+        moves nothing when the two are one story already, nor when either holds an
+        article split out by hand, so a correction is kept.
+        """
         with self._tx() as conn:
             keep, other = _follow_merges(conn, keep), _follow_merges(conn, other)
+            if automatic and (keep == other or _split_by_hand(conn, keep, other)):
+                return 0
             found = conn.execute(select(func.count()).select_from(m.stories)
                                  .where(m.stories.c.id.in_([keep, other]))).scalar_one()  # fmt: skip
             if found != 2 or keep == other:
@@ -553,7 +561,7 @@ class SQLRepository:
             ).returning(st.id)).scalar_one()  # fmt: skip
             conn.execute(update(m.articles).where(m.articles.c.id == article_id).values(
                 story_id=new_id, decision="new", level=0,
-                reason=f"split by hand from story {art.story_id}"))  # fmt: skip
+                reason=f"{SPLIT_BY_HAND} {art.story_id}"))  # fmt: skip
             conn.execute(update(m.stories).where(st.id == art.story_id)
                          .values(articles=st.articles - 1))  # fmt: skip
         return int(new_id)
@@ -714,6 +722,13 @@ def _source_state(r: Any) -> SourceState:
         first_success=r.first_success, consecutive_failures=r.consecutive_failures,
         disabled_reason=r.disabled_reason, next_poll_at=r.next_poll_at,
     )  # fmt: skip
+
+
+def _split_by_hand(conn: Connection, *story_ids: int) -> bool:
+    """Whether one of the stories holds an article a hand split moved (its reason says)."""
+    a = m.articles.c
+    q = select(a.id).where(a.story_id.in_(story_ids), a.reason.startswith(SPLIT_BY_HAND))
+    return conn.execute(q.limit(1)).first() is not None
 
 
 def _follow_merges(conn: Connection, story_id: int) -> int:

@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 
 import storage
 from monitor import dedupe
-from monitor.types import Article, Candidate, Decision, DecisionKind, Fingerprint
+from monitor.config import Config, PollConfig
+from monitor.pipeline import Pipeline
+from monitor.types import Article, ArticleIntent, Candidate, Decision, DecisionKind, Fingerprint
 
 SEED_DAY = datetime(2024, 7, 28, tzinfo=UTC)
 QUAKE_DAY = datetime(2024, 4, 3, tzinfo=UTC)
@@ -126,6 +128,30 @@ Park, and dozens of workers were cut off at quarries in the mountains.
 Aftershocks of up to magnitude 6.5 rattled the island through the day. President Tsai Ing-wen \
 urged people to stay away from the mountains, and chipmaker TSMC said most of its equipment had \
 recovered.""",
+)
+
+QUAKE_HUALIEN_THIRD = (
+    "Taiwan counts the cost of its strongest earthquake since 1999",
+    """TAIPEI - Taiwan's death toll from Wednesday's magnitude 7.4 earthquake rose to nine, \
+with more than 900 people injured, as rescuers in Hualien searched for dozens of workers cut \
+off at quarries near Taroko Gorge.
+
+The Central Weather Administration said the quake struck off the Hualien coast at a depth of \
+15.5 kilometres. In Hualien City a tilted five-storey building was being shored up, and \
+landslides closed the coastal highway.
+
+Chipmaker TSMC said most of its production tools had recovered, and Japan lifted tsunami \
+warnings for Okinawa hours after the quake.""",
+)
+
+QUAKE_HUALIEN_FOURTH = (
+    "Hualien rescuers reach trapped quarry workers after 7.4 quake",
+    """HUALIEN, Taiwan - Rescue teams on Thursday reached most of the quarry workers trapped by \
+landslides in Taroko National Park after Wednesday's magnitude 7.4 earthquake, Taiwan's fire \
+agency said, as the death toll stood at nine and more than 1,000 people were hurt.
+
+Aftershocks kept shaking Hualien, where the tilted building that became the image of the \
+quake was being demolished. President Tsai Ing-wen visited the city and thanked rescuers.""",
 )
 
 QUAKE_NEW_JERSEY = (
@@ -399,6 +425,88 @@ def test_repeated_candidates_count_once() -> None:
     fp = dedupe.fingerprint(_TOKYO)
     once = dedupe.decide(_TOKYO, fp, store.candidates)
     assert dedupe.decide(_TOKYO, fp, store.candidates * 3) == once
+
+
+# -- fragments ---------------------------------------------------------------------------
+
+_H1 = make_article(QUAKE_HUALIEN, QUAKE_DAY, url="https://b.example/h1")
+_H2 = make_article(
+    QUAKE_HUALIEN_REWRITE, QUAKE_DAY + timedelta(hours=5), url="https://c.example/h2"
+)
+_H3 = make_article(QUAKE_HUALIEN_THIRD, QUAKE_DAY + timedelta(hours=8), url="https://d.example/h3")
+_H4 = make_article(
+    QUAKE_HUALIEN_FOURTH, QUAKE_DAY + timedelta(hours=20), url="https://e.example/h4"
+)
+_NJ = make_article(QUAKE_NEW_JERSEY, QUAKE_DAY + timedelta(days=2), url="https://f.example/nj")
+
+
+def _decide_against(article: Article, stories: Sequence[Sequence[Article]]) -> Decision:
+    """Decide ``article`` against stored stories 1, 2, ... holding the given articles."""
+    candidates: list[Candidate] = []
+    for story_id, members in enumerate(stories, 1):
+        for member in members:
+            fp = stored(dedupe.fingerprint(member))
+            candidates.append(Candidate(len(candidates) + 1, story_id, member.when, "", fp))
+    return dedupe.decide(article, dedupe.fingerprint(article), candidates)
+
+
+def test_a_rereport_heals_a_fragment_of_its_story() -> None:
+    # The rewrite once missed the bar and started a story of its own; the next report of
+    # the quake joins one of the two and names the other as a fragment to merge.
+    decision = _decide_against(_H3, [[_H1], [_H2]])
+    assert decision.kind is DecisionKind.REREPORT
+    assert {decision.story_id, *decision.merge_story_ids} == {1, 2}
+    assert "merges fragments" in decision.reason
+
+
+def test_another_event_of_one_kind_is_no_fragment() -> None:
+    decision = _decide_against(_H3, [[_H1], [_NJ]])
+    assert (decision.kind, decision.story_id) == (DecisionKind.REREPORT, 1)
+    assert decision.merge_story_ids == ()
+
+
+@pytest.mark.parametrize(("members", "merged"), [(2, (2,)), (3, ())])
+def test_only_small_stories_are_fragments(members: int, merged: tuple[int, ...]) -> None:
+    # Story 2 holds copies of story 1's reports: with more than FRAGMENT_MEMBERS of them
+    # it is an established story, which an article resembling both never merges.
+    assert dedupe.FRAGMENT_MEMBERS == 2
+    reports = [_H1, _H2, _H3][:members]
+    copies = [replace(a, url=f"https://copy.example/{i}") for i, a in enumerate(reports)]
+    decision = _decide_against(_H4, [reports, copies])
+    assert (decision.kind, decision.story_id) == (DecisionKind.REREPORT, 1)
+    assert decision.merge_story_ids == merged
+
+
+def test_the_pipeline_merges_a_healed_fragment_and_keeps_a_hand_split(tmp_path: Path) -> None:
+    config = Config(database="", poll=PollConfig(), notifiers={}, aliases={}, feeds=(),
+                    watchlists=())  # fmt: skip
+    repo = storage.make_repository(f"sqlite:///{tmp_path}/stories.db")
+    pipeline = Pipeline(config, repo, clock=lambda: QUAKE_DAY)
+
+    def ingest(article: Article) -> int:
+        article_id = pipeline.ingest(article, backlog=True, now=QUAKE_DAY, watch=False)
+        assert article_id is not None
+        return article_id
+
+    def story(article_id: int) -> int:
+        return int(repo.get_article(article_id)["story_id"])  # type: ignore[index]
+
+    try:
+        first = ingest(_H1)
+        # A fragment, as an earlier decision (or earlier thresholds) may have left one.
+        fragment = repo.add_article(ArticleIntent(
+            article=_H2, item_key="u:h2", fingerprint=dedupe.fingerprint(_H2),
+            decision=Decision(DecisionKind.NEW, 0, 0.7, "new story")), QUAKE_DAY)  # fmt: skip
+        assert fragment is not None and story(fragment) != story(first)
+        third = ingest(_H3)
+        assert story(first) == story(fragment) == story(third)
+        # A hand split is a correction: later reports do not merge it back.
+        split = repo.split_article(fragment, QUAKE_DAY)
+        fourth = ingest(_H4)
+        assert story(fragment) == split != story(first) == story(third)
+        assert story(fourth) in (split, story(first))
+    finally:
+        repo.close()
 
 
 # -- fingerprints --------------------------------------------------------------------------

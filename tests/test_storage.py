@@ -317,6 +317,19 @@ def test_merge_and_split(repo: SQLRepository) -> None:
         repo.merge_stories(sa, sa)
 
 
+def test_automatic_merge_keeps_a_hand_split_and_is_idempotent(repo: SQLRepository) -> None:
+    a, b, c = (repo.add_article(_intent(n), T0) for n in (1, 2, 3))
+    sa, sb, sc = (repo.get_article(x)["story_id"] for x in (a, b, c))  # type: ignore[index]
+    assert repo.merge_stories(sa, sb, automatic=True) == 1
+    assert repo.merge_stories(sa, sb, automatic=True) == 0  # one story already
+    split = repo.split_article(b, T0)  # a correction by hand ...
+    assert repo.merge_stories(sa, split, automatic=True) == 0  # ... is kept
+    assert repo.merge_stories(split, sc, automatic=True) == 0
+    assert repo.get_article(b)["story_id"] == split  # type: ignore[index]
+    assert repo.merge_stories(sa, split) == 1  # a merge by hand still merges
+    assert repo.merge_stories(sa, sc, automatic=True) == 0  # sa now holds the split one
+
+
 def test_naive_datetime_is_refused(repo: SQLRepository) -> None:
     with pytest.raises((StorageError, ValueError)):
         repo.sync_sources([("a", "https://a.example/", "feed")], datetime(2024, 1, 1))
