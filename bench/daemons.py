@@ -151,13 +151,17 @@ def worker(config_path: str) -> None:
 # -- one setup -------------------------------------------------------------------------
 
 
-def _config(folder: Path, database: str, port: int, sources: int) -> Path:
+def _config(folder: Path, database: str, port: int, sources: int,
+            parse_workers: int | None = None) -> Path:  # fmt: skip
     import yaml
 
+    poll: dict[str, Any] = {"interval": "1h", "concurrency": 16, "per_host": 16}
+    if parse_workers is not None:
+        poll["parse_workers"] = parse_workers
     path = folder / "monitor.yaml"
     path.write_text(yaml.safe_dump({
         "database": database, "allow_private": ["127.0.0.1"], "alert_backlog": True,
-        "poll": {"interval": "1h", "concurrency": 16, "per_host": 16},
+        "poll": poll,
         "feeds": [{"name": f"source-{n:04d}", "url": f"http://127.0.0.1:{port}/f/{n}"}
                   for n in range(sources)],
         "watchlists": [{"name": "jfhq", "query": f'"{PHRASE}"'}],
@@ -177,7 +181,8 @@ def _make_due(database: str) -> None:
 
 
 def run_setup(label: str, database: str, daemons: int, port: int, sources: int,
-              folder: Path, warm: int) -> list[dict[str, Any]]:  # fmt: skip
+              folder: Path, warm: int,
+              parse_workers: int | None) -> list[dict[str, Any]]:  # fmt: skip
     """Start ``daemons`` workers on a fresh ``database``; time a cold and ``warm`` warm
     cycles."""
     from contextlib import ExitStack
@@ -185,7 +190,7 @@ def run_setup(label: str, database: str, daemons: int, port: int, sources: int,
     from monitor.app import open_runtime
     from monitor.config import load_config
 
-    config = _config(folder, database, port, sources)
+    config = _config(folder, database, port, sources, parse_workers)
     with ExitStack() as stack:  # schema, sources, seeds: before any worker starts
         open_runtime(load_config(config), stack)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -271,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--postgres", default=POSTGRES)
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--warm", type=int, default=3, help="warm cycles per setup")
+    parser.add_argument("--parse-workers", type=int, default=None,
+                        help="poll.parse_workers of each daemon (default: the config's)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -287,14 +294,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 results += run_setup(f"postgres x{n}", url, n, server.server_address[1],
-                                     args.sources, Path(tmp), args.warm)  # fmt: skip
+                                     args.sources, Path(tmp), args.warm,
+                                     args.parse_workers)  # fmt: skip
         finally:
             _drop_schema(args.postgres, schema)
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             results += run_setup("sqlite x1", f"sqlite:///{tmp}/monitor.db", 1,
                                  server.server_address[1], args.sources, Path(tmp),
-                                 args.warm)  # fmt: skip
+                                 args.warm, args.parse_workers)  # fmt: skip
     _ratios(results)
     if args.json:
         _out(json.dumps(results, indent=1))
