@@ -234,11 +234,13 @@ class HTTPFetcher:
     ) -> Fetched | tuple[int, str]:
         """One request; a redirect gives (status, next URL), anything else the result."""
         request = self._request(job, url, on_origin, deadline)
-        cookies.set_cookie_header(request)
+        if cookies:  # the cookie jar's policy checks cost more than a 304 (issue 9)
+            cookies.set_cookie_header(request)
         verify = job.state.verify_tls or not on_origin
         response = self._transport(guarded=not on_origin, verify=verify).handle_request(request)
         try:
-            cookies.extract_cookies(response)
+            if "set-cookie" in response.headers:
+                cookies.extract_cookies(response)
             location = response.headers.get("location")
             if response.status_code in _REDIRECTS and location:
                 return response.status_code, urljoin(url, location.strip())
