@@ -317,6 +317,23 @@ def test_redirect_loop(server: HTTPServer, fetcher: HTTPFetcher) -> None:
         fetcher.fetch(state(server, "/loop"))
 
 
+def test_a_cookie_set_by_a_redirect_goes_with_the_next_hop(
+    server: HTTPServer, fetcher: HTTPFetcher
+) -> None:
+    # Consent walls: the first answer sets a cookie and redirects; without it, a loop.
+    server.routes["/consent"] = Response(302, b"", {"Location": "/walled",
+                                                    "Set-Cookie": "ok=1; Path=/"})  # fmt: skip
+
+    def walled(req: Request) -> Response:
+        if "ok=1" in req.headers.get("Cookie", ""):
+            return Response(200, b"<rss/>", {"Content-Type": "application/rss+xml"})
+        return Response(302, b"", {"Location": "/consent"})
+
+    server.routes["/walled"] = walled
+    assert fetcher.fetch(state(server, "/consent")).content == b"<rss/>"
+    assert "Cookie" not in server.requests_to("/consent")[0].headers  # none before
+
+
 def test_at_most_five_redirects(server: HTTPServer, fetcher: HTTPFetcher) -> None:
     assert fetcher.fetch(state(server, "/chain-5")).status == 200
     with pytest.raises(FetchError, match="too many redirects"):
