@@ -44,12 +44,12 @@ EVENT = [
          "region.", published=DAY),
 ]
 FOLLOW_UP = Item(
-    "Japanese destroyer makes first Manila port call under new troop pact",
-    "https://wire.example.org/raa-port-call", "A Japanese destroyer, the JS Takanami, docked "
-    "in Manila on Friday for the first port call since Japan and the Philippines signed "
-    "their Reciprocal Access Agreement. Teodoro welcomed 190 sailors at Pier 15 and said "
-    "joint drills near Palawan would follow in August. Kihara said in Tokyo the visit "
-    "showed the pact at work.", published=LATER)
+    "Japan cabinet approves bill to ratify Philippines troop pact",
+    "https://wire.example.org/raa-bill", "Prime Minister Shigeru Ishiba's cabinet on Tuesday "
+    "approved a bill to ratify the Reciprocal Access Agreement with the Philippines and sent "
+    "it to the Diet. Chief Cabinet Secretary Yoshimasa Hayashi said the upper house would "
+    "vote in October. In Manila, Teodoro welcomed the step and said the Philippine Senate "
+    "would take up the pact next month.", published=LATER)
 QUERY = '"Reciprocal Access Agreement" OR (Philippines AND Japan AND pact)'
 
 
@@ -85,7 +85,7 @@ def test_three_outlets_one_alert_then_a_follow_up_names_it(
     assert main(["run", "--once", "--config", str(outlets)]) == 0
     assert len(webhook.received) == 2
     follow = str(webhook.received[1])
-    assert "port call" in follow and "Follows" in follow and "reciprocal access" in follow.lower()
+    assert "cabinet approves" in follow and "Follows" in follow and "reciprocal access" in follow.lower()
 
 
 def test_explain_merge_split_and_check(
