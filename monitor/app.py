@@ -121,7 +121,8 @@ def rebuild_runtime(rt: Runtime, config: Config, stack: ExitStack) -> Runtime:
     if (config.user_agent, config.allow_private, config.proxy) != (
             old.user_agent, old.allow_private, old.proxy):  # fmt: skip
         fetcher = _make_fetcher(config, stack)  # the old one closes with the stack
-    return _assemble(config, rt.repo, fetcher, rt.clock, rt.notifiers, stack)
+    return _assemble(config, rt.repo, fetcher, rt.clock, rt.notifiers, stack,
+                     rt.pipeline.workers_for(config))  # fmt: skip
 
 
 def _make_fetcher(config: Config, stack: ExitStack) -> Any:
@@ -134,11 +135,12 @@ def _make_fetcher(config: Config, stack: ExitStack) -> Any:
 
 
 def _assemble(config: Config, repo: Any, fetcher: Any, clock: Callable[[], datetime],
-              notifiers: Mapping[str, Any] | None, stack: ExitStack) -> Runtime:  # fmt: skip
+              notifiers: Mapping[str, Any] | None, stack: ExitStack,
+              workers: Any = None) -> Runtime:  # fmt: skip
     from .deliver import Deliverer
     from .pipeline import Pipeline
 
-    pipeline = Pipeline(config, repo, fetcher, clock=clock)
+    pipeline = Pipeline(config, repo, fetcher, clock=clock, workers=workers)
     stack.callback(pipeline.close)  # its worker processes, if a cycle started them
     pipeline.sync_sources()
     deliverer = Deliverer(config, repo, clock, notifiers)

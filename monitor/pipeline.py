@@ -125,17 +125,19 @@ class Pipeline:
         repo: the storage.
         fetcher: fetches one ``FeedState`` (see ``monitor.fetch.Fetcher``).
         clock: returns the current UTC time; a parameter so tests can move time.
+        workers: the parse worker processes to use (made on first use otherwise).
     """
 
     def __init__(self, config: Config, repo: Any, fetcher: Any = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:  # fmt: skip
+                 clock: Callable[[], datetime] = utcnow,
+                 workers: Workers | None = None) -> None:  # fmt: skip
         self.config = config
         self.repo = repo
         self.fetcher = fetcher
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._matcher: Matcher | None = None
-        self._workers: Workers | None = None
+        self._workers = workers
         self._feeds = {f.name: f for f in config.feeds}
         self.lease = timedelta(seconds=config.lease)
 
@@ -155,6 +157,12 @@ class Pipeline:
         if self._workers is None:
             self._workers = Workers(self.config.poll.parse_workers)
         return self._workers
+
+    def workers_for(self, config: Config) -> Workers | None:
+        """These worker processes, for the pipeline of a reloaded ``config`` to go on
+        with (None when their number changed): a reload must not leave idle ones."""
+        same = config.poll.parse_workers == self.config.poll.parse_workers
+        return self._workers if same else None
 
     def close(self) -> None:
         """Stop the worker processes, if any were started."""

@@ -11,7 +11,7 @@ import pytest
 
 import monitor._prepare
 from monitor._poll import POOL_MIN_ENTRIES
-from monitor.app import open_runtime
+from monitor.app import open_runtime, rebuild_runtime
 from monitor.config import load_config
 from monitor.errors import ConfigError
 from tests.conftest import Clock, write_config
@@ -99,3 +99,15 @@ def test_parse_workers_is_checked(tmp_path: Path) -> None:
                           poll={"parse_workers": -1})  # fmt: skip
     with pytest.raises(ConfigError, match=r"poll\.parse_workers"):
         load_config(config)
+
+
+def test_a_reload_keeps_the_worker_processes(tmp_path: Path, clock: Clock) -> None:
+    config = write_config(tmp_path / "m.yaml", feeds=[], watchlists=[])
+    with ExitStack() as stack:
+        rt = open_runtime(load_config(config), stack, clock=clock)
+        workers = rt.pipeline.workers()
+        again = rebuild_runtime(rt, load_config(config), stack)
+        assert again.pipeline.workers() is workers
+        config.write_text(config.read_text() + "poll: {parse_workers: 0}\n")
+        other = rebuild_runtime(again, load_config(config), stack)
+        assert other.pipeline.workers() is not workers
