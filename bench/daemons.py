@@ -18,9 +18,10 @@ store; again until nothing is due). A cold cycle, then ``--warm`` warm ones, per
   recognised as seen: fetch, parse, one lookup per source).
 
 Printed per cycle: seconds from the release to the last daemon's end, sources/s and
-entries/s over all daemons, the CPU seconds the daemon processes used (PostgreSQL's
-own are not counted), the machine's load average at the end (other work on the machine
-slows the daemons: compare runs made at a low load), and the sources each daemon polled.
+entries/s over all daemons, the CPU seconds of the daemons' main processes (their parse
+workers and PostgreSQL are not counted), the machine's load average at the end (other
+work on the machine slows the daemons: interleave setups, ``--daemons 1,2,1,2``, and
+compare runs made at a similar load), and the sources each daemon polled.
 Targets (issue 7): two daemons >= 0.9x one, the sources split evenly.
 ``poll.per_host`` is raised to ``poll.concurrency`` (all sources share one host here; the
 default of 2 is politeness towards real sites).
