@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -39,8 +39,10 @@ PAIR_FEATURES = (
     "date_shared",  # a calendar day ("July 28") in common
     "month_conflict",  # both name months, none in common
     "weekday_conflict",  # both name weekdays, none in common
+    "names_disjoint",  # both name two or more rare names, and share no name at all
     "dated",  # both have a publication time (not just a fetch time)
     "same_day",  # ... at most 36 hours apart
+    "days_later",  # ... or how far beyond that, as a share of the rest of the week
 )
 # How many of a story's closest members the story score averages over.
 STORY_MEMBERS = 4
@@ -48,6 +50,13 @@ STORY_MEMBERS = 4
 SHARED_SHOWN = 12
 # Two publication times this close count as the same news day (time zones, late editions).
 SAME_DAY_HOURS = 36.0
+# "days_later" grows from 0 at SAME_DAY_HOURS to 1 this much later (the rest of a week):
+# re-reports of an event come within a day or two, follow-ups days later.
+LATER_HOURS = 132.0
+# A rare name for "names_disjoint": background weight 3 or more (Zipf frequency 4 or less).
+# Two reports of one event name some of the same people and places; two items written
+# from one template (a press-release form, a daily brief) share words but no names.
+RARE_NAME_WEIGHT = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +69,23 @@ class Model:
 
 @dataclass(frozen=True, slots=True)
 class Pair:
-    """Two articles compared: the features, the log-odds, and the shared particulars."""
+    """Two articles compared: the features and the log-odds; what they share on demand."""
 
     features: tuple[float, ...]
     logit: float
-    shared_names: tuple[str, ...]  # heaviest first
-    shared_terms: tuple[str, ...]  # heaviest first, names left out
+    a: Mapping[str, Any] = field(repr=False, compare=False)
+    b: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def shared_names(self) -> tuple[str, ...]:
+        """The names both mention, heaviest first."""
+        return _shared(self.a["names"], self.b["names"])
+
+    @property
+    def shared_terms(self) -> tuple[str, ...]:
+        """The terms both mention, heaviest first, names left out."""
+        names = set(self.a["names"]) & set(self.b["names"])
+        return tuple(t for t in _shared(self.a["vec"], self.b["vec"], names) if t not in names)
 
 
 def pair(
@@ -80,23 +100,21 @@ def pair(
         model: The weights.
 
     Returns:
-        The pair features, their log-odds under the pair model, and what they share.
+        The pair features and their log-odds under the pair model.
     """
-    features, shared_names, shared_terms = _pair_features(a, b)
-    same_day = hours_apart is not None and hours_apart <= SAME_DAY_HOURS
-    features = (*features, float(hours_apart is not None), float(same_day))
+    dated = hours_apart is not None
+    later = max(0.0, min(1.0, (hours_apart - SAME_DAY_HOURS) / LATER_HOURS)) if dated else 0.0
+    same_day = dated and later == 0.0
+    features = (*_pair_features(a, b), float(dated), float(same_day), later)
     logit = model.bias + _dot(model.weights, features)
-    return Pair(features, logit, shared_names, shared_terms)
+    return Pair(features, logit, a, b)
 
 
-def _pair_features(
-    a: Mapping[str, Any], b: Mapping[str, Any]
-) -> tuple[tuple[float, ...], tuple[str, ...], tuple[str, ...]]:
-    terms, shared_terms = _cosine(a["vec"], b["vec"], a.get("vec_norm"), b.get("vec_norm"))
-    names, shared_names = _cosine(a["names"], b["names"], a.get("names_norm"), b.get("names_norm"))
+def _pair_features(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, ...]:
+    names = _cosine(a["names"], b["names"], a.get("names_norm"), b.get("names_norm"))
     years_a, years_b = set(a["years"]), set(b["years"])
-    features = (
-        terms,
+    return (
+        _cosine(a["vec"], b["vec"], a.get("vec_norm"), b.get("vec_norm")),
         names,
         _jaccard(a["numbers"], b["numbers"]),
         _title_cosine(a, b),
@@ -105,9 +123,12 @@ def _pair_features(
         float(bool(set(a["dates"]) & set(b["dates"]))),
         _conflict(a["months"], b["months"]),
         _conflict(a["weekdays"], b["weekdays"]),
+        float(not names and _rare_names(a) >= 2 and _rare_names(b) >= 2),
     )
-    named = set(shared_names)
-    return features, shared_names, tuple(t for t in shared_terms if t not in named)
+
+
+def _rare_names(data: Mapping[str, Any]) -> int:
+    return sum(w >= RARE_NAME_WEIGHT for w in data["names"].values())
 
 
 def story_probability(logits: Sequence[float], best_share: float) -> float:
@@ -188,15 +209,23 @@ def _cosine(
     b: Mapping[str, float],
     norm_a: float | None = None,
     norm_b: float | None = None,
-) -> tuple[float, tuple[str, ...]]:
+) -> float:
     small, large = (a, b) if len(a) <= len(b) else (b, a)
-    shared = {t: w * large[t] for t, w in small.items() if t in large}
-    if not shared:
-        return 0.0, ()
+    products = [w * large[t] for t, w in small.items() if t in large]
+    if not products:
+        return 0.0
     # fsum is exact, so the result does not depend on which side is iterated.
-    length = (norm_a or norm(a)) * (norm_b or norm(b))
-    ranked = sorted(shared, key=lambda t: (-shared[t], t))[:SHARED_SHOWN]
-    return min(1.0, math.fsum(shared.values()) / length), tuple(ranked)
+    return min(1.0, math.fsum(products) / ((norm_a or norm(a)) * (norm_b or norm(b))))
+
+
+def _shared(
+    a: Mapping[str, float], b: Mapping[str, float], skip: set[str] | frozenset[str] = frozenset()
+) -> tuple[str, ...]:
+    """Terms in both, heaviest product first (ties by name), at most ``SHARED_SHOWN``
+    besides those in ``skip``."""
+    products = {t: w * b[t] for t, w in a.items() if t in b}
+    ranked = sorted(products, key=lambda t: (-products[t], t))
+    return tuple(t for t in ranked if t not in skip)[:SHARED_SHOWN]
 
 
 def _conflict(a: Sequence[Any], b: Sequence[Any]) -> float:
@@ -209,6 +238,6 @@ def _jaccard(a: Sequence[str], b: Sequence[str]) -> float:
 
 
 def _title_cosine(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
-    va = {t: a["vec"].get(t, 0.0) for t in a["title_terms"]}
-    vb = {t: b["vec"].get(t, 0.0) for t in b["title_terms"]}
-    return _cosine(va, vb)[0] if any(va.values()) and any(vb.values()) else 0.0
+    va = {t: w for t in a["title_terms"] if (w := a["vec"].get(t, 0.0))}
+    vb = {t: w for t in b["title_terms"] if (w := b["vec"].get(t, 0.0))}
+    return _cosine(va, vb) if va and vb else 0.0

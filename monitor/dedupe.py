@@ -15,7 +15,8 @@ Levels (DESIGN.md, "Dedupe levels"; issue #3):
 3. **Same story**: another write-up of the same event. Candidates within ``WINDOW`` of
    the article's own time are scored on what tells two events of one kind apart: rare
    shared terms weighted by a background frequency table (so weights mean something from
-   the first article on), shared names, numbers, years, months, weekdays and calendar
+   the first article on), shared names (and rare names on both sides but none shared:
+   items of one form, other events), numbers, years, months, weekdays and calendar
    days, and publication on the same day. A logistic pair model turns these into log-odds
    of "same event"; a story's score mixes its closest member with the mean of its few
    closest members, so several reports must agree before an article joins
@@ -85,7 +86,7 @@ __all__ = [
 # another version are compared by their keys only (level 1), never scored.
 FINGERPRINT_VERSION = 1
 WINDOW = timedelta(days=7)
-CANDIDATE_LIMIT = 50
+CANDIDATE_LIMIT = 24
 
 # LSH banding of the 64-value signature: 16 bands of 4 rows. A pair with shingle Jaccard J
 # shares a band with probability 1 - (1 - J**4) ** 16: 0.99 at J = 0.7, 0.64 at J = 0.5,
@@ -125,8 +126,9 @@ class Thresholds:
     name           value   meaning
     =============  ======  ==========================================================
     same_text      0.70    level 2: estimated shingle Jaccard of the two bodies
-    same_story     0.85    level 3: story probability needed to join the story
-    best_share     0.30    level 3: weight of the closest member in the story score;
+    same_story     0.875   level 3: story probability needed to join the story (and
+                           for a fragment's article to join it again, healing it)
+    best_share     0.50    level 3: weight of the closest member in the story score;
                            the mean over the closest ``STORY_MEMBERS`` takes the rest
     related        0.20    NEW, but names a related story at this probability ...
     related_names  0.30    ... or sharing this much (cosine) of the weighted names;
@@ -137,14 +139,17 @@ class Thresholds:
     """
 
     same_text: float = 0.70
-    same_story: float = 0.85
-    best_share: float = 0.30
+    same_story: float = 0.875
+    best_share: float = 0.50
     related: float = 0.20
     related_names: float = 0.30
     model: Model = Model(
-        bias=-5.095,
-        weights=(9.063, 6.5, 5.041, 1.483, -1.028, 1.485, 1.824, -0.778, -0.888, 0.946, 2.295),
-    )
+        bias=-4.008,
+        weights=(6.99, 5.297, 5.346, 1.313,  # terms, names, numbers, title
+                 -1.04, 1.395, 1.834,  # year_conflict, year_shared, date_shared
+                 -0.79, -0.908, -2.815,  # month_conflict, weekday_conflict, names_disjoint
+                 1.418, 1.809, -1.821),  # dated, same_day, days_later
+    )  # fmt: skip
 
 
 THRESHOLDS = Thresholds()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
+import string
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -20,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import storage
-from monitor import dedupe
+from monitor import _scoring, dedupe
 from monitor.config import Config, PollConfig
 from monitor.pipeline import Pipeline
 from monitor.types import Article, ArticleIntent, Candidate, Decision, DecisionKind, Fingerprint
@@ -427,6 +429,49 @@ def test_repeated_candidates_count_once() -> None:
     assert dedupe.decide(_TOKYO, fp, store.candidates * 3) == once
 
 
+def _template_item(n: int) -> Article:
+    """One item of a form: the same wording every time, all names and numbers its own."""
+    rng = random.Random(n)
+    names = ["".join(rng.choices(string.ascii_lowercase, k=9)).capitalize() for _ in range(8)]
+    body = (
+        f"Drone sighting near {names[0]} base reported by {names[1]} officials. "
+        f"{names[2]} and {names[3]} said {rng.randint(10, 99)} aircraft from "
+        f"{names[4]} squadron were involved on day {n}. {names[5]} {names[6]} "
+        f"{names[7]} confirmed the figure of {rng.randint(1000, 9999)}."
+    )
+    return make_article((f"{names[0]} drone sighting #{n}", body), SEED_DAY, source=f"o{n % 3}")
+
+
+def test_items_of_one_form_with_disjoint_names_stay_apart() -> None:
+    # Same day, same wording, now and then a number in common: without one name in common
+    # they are other events (an earlier model joined such items at 0.90).
+    store = Store()
+    decisions = [store.ingest(_template_item(n)) for n in range(30)]
+    assert [d.kind for d in decisions] == [DecisionKind.NEW] * 30
+    assert max(d.score for d in decisions) < dedupe.THRESHOLDS.same_story
+
+
+def test_sharing_one_name_is_not_disjoint() -> None:
+    a, b = _template_item(1), _template_item(2)
+    b = replace(b, body=b.body.replace(b.title.split()[0], a.title.split()[0]))
+    fa, fb = dedupe.fingerprint(a).data, dedupe.fingerprint(b).data
+    disjoint = dedupe.PAIR_FEATURES.index("names_disjoint")
+    model = dedupe.THRESHOLDS.model
+    assert (
+        _scoring.pair(fa, dedupe.fingerprint(_template_item(3)).data, 0.0, model).features[disjoint]
+        == 1.0
+    )
+    assert _scoring.pair(fa, fb, 0.0, model).features[disjoint] == 0.0
+
+
+def test_a_report_days_later_counts_less_than_one_the_same_day() -> None:
+    # Re-reports of an event come within a day or two; a follow-up comes days later.
+    fa, fb = (dedupe.fingerprint(a).data for a in (_H1, _H2))
+    model = dedupe.THRESHOLDS.model
+    same_day, days_later = (_scoring.pair(fa, fb, hours, model).logit for hours in (5.0, 96.0))
+    assert same_day > days_later
+
+
 # -- fragments ---------------------------------------------------------------------------
 
 _H1 = make_article(QUAKE_HUALIEN, QUAKE_DAY, url="https://b.example/h1")
@@ -696,4 +741,4 @@ def test_dev_set_does_not_regress(monkeypatch: pytest.MonkeyPatch) -> None:
     corpus = tune.Corpus.of(tune.load(DEV))
     scores = tune.score(corpus.rows, tune.stream(corpus).stories)
     assert scores.hard_negative_merge_rate <= 0.03
-    assert scores.f1 >= 0.82
+    assert scores.f1 >= 0.87
