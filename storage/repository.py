@@ -21,6 +21,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union,
     union_all,
     update,
 )
@@ -323,14 +324,12 @@ class SQLRepository:
         """
         ids: dict[int, None] = {}
         with self._tx() as conn:
-            if fp.keys:
-                keys = [_index_key(k) for k in fp.keys]
-                q = select(m.article_keys.c.article_id).where(m.article_keys.c.key.in_(keys))
-                ids.update(dict.fromkeys(conn.execute(q).scalars()))
-            if fp.bands:
-                b = m.article_bands.c
-                q = select(b.article_id).where(b.band.in_(fp.bands)).distinct()
-                ids.update(dict.fromkeys(conn.execute(q).scalars()))
+            k, b = m.article_keys.c, m.article_bands.c
+            exact = [select(k.article_id).where(k.key.in_([_index_key(x) for x in fp.keys])),
+                     select(b.article_id).where(b.band.in_(fp.bands))]  # fmt: skip
+            exact = [q for q, wanted in zip(exact, (fp.keys, fp.bands), strict=True) if wanted]
+            if exact:  # one round trip for keys and bands
+                ids.update(dict.fromkeys(conn.execute(union(*exact)).scalars()))
             if fp.terms and limit > 0 and per_term > 0:
                 terms = list(dict.fromkeys(term[:200] for term in fp.terms))
                 params = {f"t{i}": term for i, term in enumerate(terms)}
