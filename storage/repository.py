@@ -322,30 +322,23 @@ class SQLRepository:
         found by most terms (ties: newest, then highest id). Each term reads at most
         ``per_term`` index entries, so the cost does not grow with the store.
         """
-        ids: dict[int, None] = {}
-        with self._tx() as conn:
-            k, b = m.article_keys.c, m.article_bands.c
-            exact = [select(k.article_id).where(k.key.in_([_index_key(x) for x in fp.keys])),
-                     select(b.article_id).where(b.band.in_(fp.bands))]  # fmt: skip
-            exact = [q for q, wanted in zip(exact, (fp.keys, fp.bands), strict=True) if wanted]
-            if exact:  # one round trip for keys and bands
-                ids.update(dict.fromkeys(conn.execute(union(*exact)).scalars()))
-            if fp.terms and limit > 0 and per_term > 0:
-                terms = list(dict.fromkeys(term[:200] for term in fp.terms))
-                params = {f"t{i}": term for i, term in enumerate(terms)}
-                q = _by_terms(len(terms))
-                ids.update(dict.fromkeys(conn.execute(q, {
-                    **params, "low": at - window, "high": at + window, "per": per_term,
-                    "limit": limit}).scalars()))  # fmt: skip
-            if not ids:
-                return []
-            a = m.articles.c
-            rows = conn.execute(select(a.id, a.story_id, a.at, a.title, a.fingerprint)
-                                .where(a.id.in_(list(ids)))).all()  # fmt: skip
-        by_id = {r.id: r for r in rows}
-        return [Candidate(article_id=i, story_id=by_id[i].story_id, when=by_id[i].at,
-                          title=by_id[i].title, fingerprint=_fp_from_json(by_id[i].fingerprint))
-                for i in ids if i in by_id]  # fmt: skip
+        keys = list(dict.fromkeys(_index_key(k) for k in fp.keys))
+        bands = list(dict.fromkeys(fp.bands))
+        terms = list(dict.fromkeys(t[:200] for t in fp.terms)) if min(limit, per_term) > 0 else []
+        params: dict[str, Any] = {f"t{i}": term for i, term in enumerate(terms)}
+        if keys:
+            params["keys"] = keys
+        if bands:
+            params["bands"] = bands
+        if terms:
+            params.update(low=at - window, high=at + window, per=per_term, limit=limit)
+        if not params:
+            return []
+        with self._tx() as conn:  # one round trip
+            q = _candidates(bool(keys), bool(bands), len(terms))
+            rows = conn.execute(q, params).all()
+        return [Candidate(article_id=r.id, story_id=r.story_id, when=r.at, title=r.title,
+                          fingerprint=_fp_from_json(r.fingerprint)) for r in rows]  # fmt: skip
 
     def add_article(self, intent: ArticleIntent, now: datetime) -> int | None:
         """Store an article with its story, index rows, matches and outbox rows.
@@ -667,6 +660,23 @@ class SQLRepository:
                                 .where(o.status == "sent", o.sent_at >= since)
                                 .order_by(o.sent_at.desc())).all()  # fmt: skip
         return [dict(r._mapping) for r in rows]
+
+
+@functools.lru_cache(maxsize=256)
+def _candidates(keys: bool, bands: bool, terms: int) -> Any:
+    """The candidates' rows: those sharing a key (bound as ``keys``) or a band (``bands``),
+    and those the level-3 lookup of ``terms`` terms finds (``_by_terms``)."""
+    k, b, a = m.article_keys.c, m.article_bands.c, m.articles.c
+    found = []
+    if keys:
+        found.append(select(k.article_id).where(k.key.in_(bindparam("keys", expanding=True))))
+    if bands:
+        found.append(select(b.article_id).where(b.band.in_(bindparam("bands", expanding=True))))
+    if terms:
+        found.append(select(_by_terms(terms).subquery().c.article_id))
+    ids = union(*found).subquery()
+    return select(a.id, a.story_id, a.at, a.title, a.fingerprint).where(
+        a.id.in_(select(ids.c.article_id)))  # fmt: skip
 
 
 @functools.lru_cache(maxsize=64)
