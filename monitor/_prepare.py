@@ -105,10 +105,12 @@ def prepare(entries: Sequence[Entry], now: datetime,
 class Workers:
     """Runs ``parse_keyed`` and ``prepare`` in worker processes, or inline.
 
-    Workers are forked from a clean server process (``forkserver``), never from the
-    daemon with its threads and database connections; the server loads the parsers and
-    dedupe's word tables once, so the workers share them. The pool starts on the first
-    job sent to it, and a broken pool (a worker killed) is replaced on the next one.
+    Workers are never forked from the daemon with its threads and database connections:
+    several are forked from a clean server process (``forkserver``) that loads the
+    parsers and dedupe's word tables once, so that they share them; a single one is
+    started afresh (``spawn``) and loads them itself, with no server kept beside it. The
+    pool starts on the first job sent to it, and a broken pool (a worker killed) is
+    replaced on the next one.
 
     Args:
         processes: worker processes; None for one per CPU but one (the daemon's own
@@ -136,9 +138,13 @@ class Workers:
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["monitor._worker_preload"])
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+            if self.processes == 1:  # nothing to share: no fork server to keep beside it
+                context = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_preload)
+            else:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(["monitor._worker_preload"])
+                self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
         return self._pool
 
     def close(self) -> None:
@@ -146,6 +152,10 @@ class Workers:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _preload() -> None:
+    import monitor._worker_preload  # noqa: F401
 
 
 def _run_now(fn: Callable[..., T], *args: Any) -> Future[T]:

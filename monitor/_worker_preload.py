@@ -1,8 +1,9 @@
-"""Imported once by the fork server of the parse workers (``monitor._prepare.Workers``).
+"""Imported by the parse workers' fork server, or by a single worker, before any job
+(``monitor._prepare.Workers``).
 
-It loads the parsers, the normaliser and dedupe's word-frequency tables (about 30 MB),
-so that every worker forked from the server shares them instead of loading its own copy.
-Nothing else imports it.
+It loads the parsers, the normaliser and dedupe's word-frequency tables (about 30 MB):
+every worker forked from the server shares them instead of loading its own copy. Nothing
+else imports it.
 """
 
 from __future__ import annotations

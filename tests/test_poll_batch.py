@@ -59,7 +59,7 @@ def test_worker_processes_store_what_inline_work_stores(
     feeds = _serve(feed_server)
     watch = [{"name": "jfhq", "query": '"joint force headquarters"'}]
     results = {}
-    for workers in (0, 2):
+    for workers in (0, 1, 2):  # inline, one spawned worker, two from a fork server
         config = write_config(tmp_path / f"w{workers}.yaml", feeds=feeds, watchlists=watch,
                               database=f"sqlite:///{tmp_path}/w{workers}.db",
                               poll={"parse_workers": workers})  # fmt: skip
@@ -68,7 +68,7 @@ def test_worker_processes_store_what_inline_work_stores(
         second = _cycle(config, clock)
         assert not second[0].pooled  # nothing new: no worker started
         results[workers] = (_counts(first[0]), first[1], _counts(second[0]), second[1])
-    assert results[0] == results[2]
+    assert results[0] == results[1] == results[2]
     first_counts, stored, second_counts, _ = results[2]
     assert first_counts[:2] == (FEEDS + 1, 1) and first_counts[4] == FEEDS * ITEMS
     assert second_counts[4] == 0 and len(stored) == FEEDS * ITEMS + 2  # and the two seeds
