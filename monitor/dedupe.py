@@ -17,14 +17,16 @@ Levels (DESIGN.md, "Dedupe levels"; issue #3):
    shared terms weighted by a background frequency table (so weights mean something from
    the first article on), shared names (and rare names on both sides but none shared:
    items of one form, other events), numbers, years, months, weekdays and calendar
-   days, and publication on the same day. A logistic pair model turns these into log-odds
+   days, and how far apart they were published (re-reports come within a day or two,
+   follow-ups days later). A logistic pair model turns these into log-odds
    of "same event"; a story's score mixes its closest member with the mean of its few
    closest members, so several reports must agree before an article joins
    (``monitor._scoring``). A story splits into fragments when one report scores just
    under the bar; so when an article joins a story, each small fragment among its
    candidates (at most ``FRAGMENT_MEMBERS`` articles) is scored again as if its
    articles arrived now, against the story with the article in it, and those that would
-   join are named in ``Decision.merge_story_ids`` (storage merges them).
+   join are named in ``Decision.merge_story_ids`` (the pipeline has storage merge them
+   once the article is stored; a story split off by hand is never merged back).
 
 A NEW article names a ``related_story_id`` when a story shares its names without being
 the same event: a follow-up (the joint force headquarters is stood up) rather than a
@@ -104,7 +106,8 @@ TERMS_PER_ARTICLE = 32
 LOOKUP_NAME_WEIGHT = 2.0
 LOOKUP_WORD_WEIGHT = 3.0
 # ... and an article with fewer than LOOKUP_MIN_TERMS of those (a short item) fills up with
-# its heaviest words rarer than "police" (Zipf 5.3): never stopwords.
+# its heaviest words rarer than Zipf 5 ("arrested" 4.6 is one, "police" 5.3 is not):
+# never stopwords.
 LOOKUP_MIN_TERMS = 8
 LOOKUP_FILL_WEIGHT = 2.0
 # Numbers precise enough to tell events apart ("7.4", "934", "$184M"), not round ones.
