@@ -20,14 +20,17 @@ Printed per cycle: wall and CPU seconds, entries/s, peak RSS of the largest proc
 peak PSS of the whole process tree (sampled; it counts worker processes too), and for
 the monitor the seconds per stage from its ``cycle.done`` and ``deliver.done`` lines.
 
-The same cycles run with reader's ``update_feeds(workers=4)`` when its benchmark venv
-exists (``--reader-python``, default ``/tmp/readerbench/bin/python``)::
+The same cycles run with reader's ``update_feeds(workers=4, scheduled=False)`` (every
+feed, as ``run --once`` polls every source) when its benchmark venv exists
+(``--reader-python``, default ``/tmp/readerbench/bin/python``)::
 
     python3 -m venv /tmp/readerbench
     /tmp/readerbench/bin/pip install reader sgmllib3k
 
 reader is never a dependency of this project; without that venv the comparison is
-skipped with a message.
+skipped with a message. The monitor runs as this venv's ``monitor`` command; to measure
+one commit while the tree is being edited, run from a ``git worktree`` with PYTHONPATH
+set to it. ``--serve DIR`` only serves a corpus and writes its config, for profiling.
 """
 
 from __future__ import annotations
