@@ -102,8 +102,10 @@ def pair(
     Returns:
         The pair features and their log-odds under the pair model.
     """
+    later = 0.0
+    if hours_apart is not None:
+        later = max(0.0, min(1.0, (hours_apart - SAME_DAY_HOURS) / LATER_HOURS))
     dated = hours_apart is not None
-    later = max(0.0, min(1.0, (hours_apart - SAME_DAY_HOURS) / LATER_HOURS)) if dated else 0.0
     same_day = dated and later == 0.0
     features = (*_pair_features(a, b), float(dated), float(same_day), later)
     logit = model.bias + _dot(model.weights, features)

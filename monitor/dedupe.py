@@ -68,6 +68,7 @@ from monitor.types import Article, Candidate, Decision, DecisionKind, Fingerprin
 __all__ = [
     "CANDIDATE_LIMIT",
     "FINGERPRINT_VERSION",
+    "FRAGMENT_CHECKS",
     "FRAGMENT_MEMBERS",
     "PAIR_FEATURES",
     "TERM_POSTINGS",
@@ -119,6 +120,10 @@ TERM_POSTINGS = 100
 # stories are never merged automatically: two established stories that one article
 # resembles are more often two events of one kind than one event.
 FRAGMENT_MEMBERS = 2
+# At most this many fragments, the most probable first, are scored again per re-report:
+# it bounds the cost when many small stories resemble the article (no change on the dev
+# set, where 2 would do).
+FRAGMENT_CHECKS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,11 +480,14 @@ def _fragments(
         members.setdefault(cand.story_id, []).append(cand)
     joined = [(c.when, c.fingerprint.data) for c in members[matches[0].story_id]]
     joined.append((article.when, fp.data))
-    return tuple(sorted(
+    fragments = [
         m.story_id
         for m in matches[1:]
         if _related(m, t) and len(members[m.story_id]) <= FRAGMENT_MEMBERS
-        if all(_would_join(c, joined, t) for c in members[m.story_id])
+    ]
+    return tuple(sorted(
+        story_id for story_id in fragments[:FRAGMENT_CHECKS]
+        if all(_would_join(c, joined, t) for c in members[story_id])
     ))  # fmt: skip
 
 
