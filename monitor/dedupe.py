@@ -30,7 +30,11 @@ Levels (DESIGN.md, "Dedupe levels"; issue #3):
 
 A NEW article names a ``related_story_id`` when a story shares its names without being
 the same event: a follow-up (the joint force headquarters is stood up) rather than a
-re-report (the 2+2 meeting announced it).
+re-report (the 2+2 meeting announced it). Follow-ups often come weeks or months after the
+story they follow, beyond ``WINDOW``: for a NEW article that no candidate story relates to,
+the caller looks again over ``RELATED_WINDOW`` (the same retrieval contract with the wider
+window) and ``follow_up`` names the story it follows, if any. Only names and terms count
+there: an article that far from a story is never joined to it.
 
 Retrieval contract (what storage implements, in SQL; ``bench/dedupe_tune.py`` does the
 same in memory). For an article ``a`` with fingerprint ``fp``, the candidates are the union
@@ -55,6 +59,7 @@ story it belongs to now. The order of candidates does not matter.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -78,8 +83,10 @@ __all__ = [
     "Pair",
     "StoryMatch",
     "Thresholds",
+    "RELATED_WINDOW",
     "compare",
     "decide",
+    "follow_up",
     "fingerprint",
     "match_stories",
     "text_similarity",
@@ -89,6 +96,8 @@ __all__ = [
 # another version are compared by their keys only (level 1), never scored.
 FINGERPRINT_VERSION = 1
 WINDOW = timedelta(days=7)
+# How far back (and ahead) a new story looks for the story it follows (``follow_up``).
+RELATED_WINDOW = timedelta(days=365)
 CANDIDATE_LIMIT = 24
 
 # LSH banding of the 64-value signature: 16 bands of 4 rows. A pair with shingle Jaccard J
@@ -463,6 +472,54 @@ def _same_story(
             f"score {related.probability:.2f} < {t.same_story:.2f}"
         ),
         related_story_id=related.story_id,
+    )
+
+
+def follow_up(
+    article: Article,
+    fp: Fingerprint,
+    decision: Decision,
+    candidates: Sequence[Candidate],
+    *,
+    thresholds: Thresholds = THRESHOLDS,
+) -> Decision:
+    """Name the story a NEW article follows, looking beyond ``WINDOW``.
+
+    Args:
+        article: The incoming article.
+        fp: Its fingerprint.
+        decision: ``decide``'s decision for it.
+        candidates: Stored articles found by the retrieval contract with ``RELATED_WINDOW``
+            in place of ``WINDOW``, in any order.
+        thresholds: The pair model and the ``related`` bars.
+
+    Returns:
+        ``decision`` itself unless it is NEW without a related story and a candidate story
+        within ``RELATED_WINDOW`` shares enough with the article (``Thresholds.related``,
+        ``Thresholds.related_names``); then the same decision naming that story.
+    """
+    if decision.kind is not DecisionKind.NEW or decision.related_story_id is not None:
+        return decision
+    compared = []
+    for cand in sorted({c.article_id: c for c in candidates}.values(), key=lambda c: c.article_id):
+        if not _comparable(fp, cand) or abs(cand.when - article.when) > RELATED_WINDOW:
+            continue
+        hours = _hours_apart(article.when, fp.data, cand.when, cand.fingerprint.data)
+        compared.append((cand, _scoring.pair(fp.data, cand.fingerprint.data, hours,
+                                             thresholds.model)))  # fmt: skip
+    related = next((m for m in _stories(compared, thresholds) if _related(m, thresholds)), None)
+    if related is None:
+        return decision
+    gap = article.when - related.closest.when
+    when = f"{abs(gap).days} days {'earlier' if gap >= timedelta(0) else 'later'}"
+    return dataclasses.replace(
+        decision,
+        related_story_id=related.story_id,
+        reason=(
+            f"new story, follows story {related.story_id} (reported {when}): "
+            f"{_scoring.describe(related.pair, fp.data)}; "
+            f"score {related.probability:.2f} < {thresholds.same_story:.2f}"
+        ),
     )
 
 

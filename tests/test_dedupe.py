@@ -472,6 +472,59 @@ def test_a_report_days_later_counts_less_than_one_the_same_day() -> None:
     assert same_day > days_later
 
 
+# -- follow-ups beyond the window -----------------------------------------------------------
+
+# Seven months after the seed 2+2: the headquarters the ministers announced is stood up.
+JFHQ_STOOD_UP = (
+    "U.S. Forces Japan begins transition to joint force headquarters",
+    """YOKOTA AIR BASE, Japan - U.S. Forces Japan on Tuesday began its transition to a joint \
+force headquarters, the upgrade Defense Secretary Lloyd Austin and Secretary of State Antony \
+Blinken announced with Foreign Minister Yoko Kamikawa and Defense Minister Minoru Kihara at \
+the "2+2" talks in Tokyo last July. The new headquarters will take on operational \
+responsibilities for the roughly 54,000 American troops in Japan and work alongside the \
+Joint Operations Command of the Self-Defense Forces, which opened in March. A three-star \
+general will lead it during the first phase, officials at Yokota said.""",
+)
+
+
+def _wide_candidates(stories: Sequence[Sequence[Article]]) -> list[Candidate]:
+    out: list[Candidate] = []
+    for story_id, members in enumerate(stories, 1):
+        for member in members:
+            fp = stored(dedupe.fingerprint(member))
+            out.append(Candidate(len(out) + 1, story_id, member.when, member.title, fp))
+    return out
+
+
+def test_a_follow_up_months_later_names_the_story_it_follows() -> None:
+    later = make_article(JFHQ_STOOD_UP, SEED_DAY + timedelta(days=210))
+    fp = dedupe.fingerprint(later)
+    candidates = _wide_candidates([seed_articles(), [_H1]])
+    decision = dedupe.decide(later, fp, candidates)
+    # Outside WINDOW nothing is compared: a new story, that on its own relates to nothing.
+    assert decision.kind is DecisionKind.NEW and decision.related_story_id is None
+
+    follows = dedupe.follow_up(later, fp, decision, candidates)
+    assert follows.kind is DecisionKind.NEW and follows.story_id is None
+    assert follows.related_story_id == 1
+    assert "follows story 1 (reported 210 days earlier)" in follows.reason
+    assert "Kamikawa" in follows.reason
+
+
+def test_follow_up_leaves_unrelated_and_distant_stories_alone() -> None:
+    later = make_article(JFHQ_STOOD_UP, SEED_DAY + timedelta(days=210))
+    fp = dedupe.fingerprint(later)
+    new = dedupe.decide(later, fp, [])
+    # Another event's story within the wide window relates to nothing ...
+    assert dedupe.follow_up(later, fp, new, _wide_candidates([[_H1]])) == new
+    # ... and the seed story beyond RELATED_WINDOW is out of reach.
+    too_late = replace(later, published=SEED_DAY + dedupe.RELATED_WINDOW + timedelta(days=2))
+    assert dedupe.follow_up(too_late, fp, new, _wide_candidates([seed_articles()])) == new
+    # A decision that is not NEW, or names a story already, is returned as it is.
+    joined = replace(new, kind=DecisionKind.REREPORT, level=3, story_id=1)
+    assert dedupe.follow_up(later, fp, joined, _wide_candidates([seed_articles()])) is joined
+
+
 # -- fragments ---------------------------------------------------------------------------
 
 _H1 = make_article(QUAKE_HUALIEN, QUAKE_DAY, url="https://b.example/h1")
