@@ -267,13 +267,15 @@ class SQLRepository:
         self._record_polls(intents)
 
     def _record_polls(self, intents: Sequence[PollIntent]) -> None:
-        if not intents:
-            return
-        s = m.sources.c
+        # Outcomes of one shape (500 unchanged feeds, say) go as one executemany: one
+        # statement per outcome took about 1 ms each, a third of an unchanged cycle.
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for intent in intents:
+            row = _poll_params(intent)
+            shapes.setdefault(tuple(row), []).append(row)
         with self._tx() as conn:
-            for intent in intents:
-                conn.execute(update(m.sources).where(s.name == intent.source)
-                             .values(**_poll_values(intent)))  # fmt: skip
+            for keys, rows in shapes.items():
+                conn.execute(_poll_update(keys), rows)
 
     def get_sources(self) -> list[dict[str, Any]]:
         """Every stored source with its health fields, by name."""
@@ -699,30 +701,52 @@ def _by_terms(n: int) -> Any:
             .limit(bindparam("limit", type_=Integer)))  # fmt: skip
 
 
-def _poll_values(intent: PollIntent) -> dict[str, Any]:
-    """The column values one poll outcome sets on its source row."""
-    s = m.sources.c
+def _poll_params(intent: PollIntent) -> dict[str, Any]:
+    """The parameters of the update one poll outcome makes to its source row: a column's
+    new value under ``p_<column>``, or for ``_POLL_EXPRESSIONS`` the operand of its
+    expression (see ``_poll_update``)."""
     values: dict[str, Any] = {
-        "last_polled": intent.polled_at, "next_poll_at": intent.next_poll_at,
-        "lease_owner": None, "lease_until": None,
-        "retry_after_until": intent.retry_after_until,
+        "p_source": intent.source, "p_last_polled": intent.polled_at,
+        "p_next_poll_at": intent.next_poll_at, "p_lease_owner": None, "p_lease_until": None,
+        "p_retry_after_until": intent.retry_after_until,
     }  # fmt: skip
     if intent.ok:
-        values.update(last_success=intent.polled_at, consecutive_failures=0,
-                      first_success=func.coalesce(s.first_success, intent.polled_at))  # fmt: skip
+        values.update(p_last_success=intent.polled_at, p_consecutive_failures=0,
+                      p_first_success=intent.polled_at)  # fmt: skip
         if not intent.not_modified:
-            values.update(etag=intent.etag, last_modified=intent.last_modified)
+            values.update(p_etag=intent.etag, p_last_modified=intent.last_modified)
         if intent.new_entries:
-            values.update(last_new_entry=intent.polled_at,
-                          entries_total=s.entries_total + intent.new_entries)  # fmt: skip
+            values.update(p_last_new_entry=intent.polled_at,
+                          p_entries_total=intent.new_entries)  # fmt: skip
     else:
-        values.update(last_error=intent.error,
-                      consecutive_failures=s.consecutive_failures + 1)  # fmt: skip
+        values.update(p_last_error=intent.error, p_failures_added=1)
     if intent.new_url:
-        values.update(url=intent.new_url, etag=None, last_modified=None)
+        values.update(p_url=intent.new_url, p_etag=None, p_last_modified=None)
     if intent.disabled_reason:
-        values.update(disabled_reason=intent.disabled_reason)
+        values.update(p_disabled_reason=intent.disabled_reason)
     return values
+
+
+# Parameters that are operands of an expression on the stored value, not the new value.
+_POLL_EXPRESSIONS: dict[str, tuple[str, Any]] = {
+    "p_first_success": ("first_success", lambda col, p: func.coalesce(col, p)),
+    "p_entries_total": ("entries_total", lambda col, p: col + p),
+    "p_failures_added": ("consecutive_failures", lambda col, p: col + p),
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _poll_update(keys: tuple[str, ...]) -> Any:
+    """The UPDATE of a source row for outcomes with these ``_poll_params`` keys."""
+    s = m.sources.c
+    values: dict[str, Any] = {}
+    for key in keys:
+        if key == "p_source":
+            continue
+        name, expression = _POLL_EXPRESSIONS.get(key, (key[2:], lambda _, p: p))
+        values[name] = expression(s[name], bindparam(key, type_=s[name].type))
+    where = s.name == bindparam("p_source", type_=s.name.type)
+    return update(m.sources).where(where).values(values)
 
 
 def _source_state(r: Any) -> SourceState:
