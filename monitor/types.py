@@ -16,6 +16,7 @@ __all__ = [
     "AlertIntent",
     "Article",
     "ArticleIntent",
+    "BatchCandidates",
     "Candidate",
     "Decision",
     "DecisionKind",
@@ -154,6 +155,19 @@ class Candidate:
     when: datetime
     title: str
     fingerprint: Fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCandidates:
+    """One article's candidates from a batch lookup (storage → pipeline).
+
+    ``stored``: the stored articles found; ``earlier``: the positions of the earlier
+    articles of the same batch found too, on the assumption that each of them is stored,
+    in batch order, before this article is decided (``Repository.get_candidates_batch``).
+    """
+
+    stored: tuple[Candidate, ...]
+    earlier: tuple[int, ...]
 
 
 class DecisionKind(str, Enum):

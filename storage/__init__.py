@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from monitor.types import (
     AlertIntent,
     ArticleIntent,
+    BatchCandidates,
     Candidate,
     Fingerprint,
     OutboxItem,
@@ -55,7 +56,14 @@ class Repository(Protocol):
     def get_seen_items(self, source: str, item_keys: Sequence[str]) -> set[str]: ...
     def get_candidates(self, fp: Fingerprint, at: datetime, window: timedelta,
                        limit: int, *, per_term: int = ...) -> list[Candidate]: ...  # fmt: skip
+    def get_candidates_batch(self, probes: Sequence[tuple[Fingerprint, datetime]],
+                             window: timedelta, limit: int, *,
+                             per_term: int = ...) -> list[BatchCandidates]: ...  # fmt: skip
+    def as_candidate(self, intent: ArticleIntent, article_id: int,
+                     story_id: int) -> Candidate: ...  # fmt: skip
     def add_article(self, intent: ArticleIntent, now: datetime) -> int | None: ...
+    def add_article_story(self, intent: ArticleIntent,
+                          now: datetime) -> tuple[int, int] | None: ...  # fmt: skip
     def get_article(self, article_id: int) -> dict[str, Any] | None: ...
     def get_story(self, story_id: int) -> dict[str, Any] | None: ...
     def iter_articles(self, since: datetime | None = None, *,

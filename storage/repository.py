@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import heapq
+import json
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from itertools import groupby, islice
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
     Integer,
     and_,
     bindparam,
+    column,
     func,
     insert,
+    literal_column,
     or_,
     select,
     text,
     union,
     union_all,
     update,
+    values,
 )
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -32,6 +41,7 @@ from monitor.types import (
     AlertIntent,
     Alert,
     ArticleIntent,
+    BatchCandidates,
     Candidate,
     DecisionKind,
     Fingerprint,
@@ -56,6 +66,10 @@ __all__ = ["SQLRepository", "alert_payload"]
 log = logging.getLogger("monitor.storage")
 
 OWNER_MAX = 100  # length of the lease_owner columns
+# In a batch lookup's term ranking, the batch's own articles count with ids above every
+# stored one (``get_candidates_batch``): they are stored after it, in batch order.
+BATCH_IDS = 1 << 62
+ROWS_PER_QUERY = 2000  # ids bound in one IN list (old SQLite builds allow 32,766 in all)
 SPLIT_BY_HAND = "split by hand from story"  # the reason of an article a hand split moved
 
 
@@ -100,7 +114,7 @@ def alert_payload(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@retry_transactions(skip=("close", "hold_lock", "ping"))
+@retry_transactions(skip=("as_candidate", "close", "hold_lock", "ping"))
 class SQLRepository:
     """Stores sources, articles, stories, matches and the outbox.
 
@@ -342,6 +356,61 @@ class SQLRepository:
         return [Candidate(article_id=r.id, story_id=r.story_id, when=r.at, title=r.title,
                           fingerprint=_fp_from_json(r.fingerprint)) for r in rows]  # fmt: skip
 
+    def get_candidates_batch(self, probes: Sequence[tuple[Fingerprint, datetime]],
+                             window: timedelta, limit: int, *,
+                             per_term: int = 100) -> list[BatchCandidates]:  # fmt: skip
+        """``get_candidates`` for a batch of articles in four statements (keys, bands, term
+        postings, the candidates' rows; more only past ``ROWS_PER_QUERY`` values), each
+        article seeing the earlier ones of the batch as if they were stored already.
+
+        For the article at position ``n`` of ``probes`` (fingerprint and time), the
+        candidates are those of the retrieval contract over the stored articles and
+        ``probes[:n]``, on the assumption that each earlier article is stored, in order,
+        with an id above every stored one, before article ``n`` is decided: the stored
+        ones come back as ``Candidate``s, the earlier ones by position. When an earlier
+        article is not stored after all, ``n`` must be looked up alone
+        (``BatchCandidates`` says nothing about which articles its absence changes).
+        """
+        if not probes:
+            return []
+        keys = [list(dict.fromkeys(_index_key(k) for k in fp.keys)) for fp, _ in probes]
+        bands = [list(dict.fromkeys(fp.bands)) for fp, _ in probes]
+        use_terms = min(limit, per_term) > 0
+        terms = [list(dict.fromkeys(t[:200] for t in fp.terms)) if use_terms else []
+                 for fp, _ in probes]  # fmt: skip
+        rows = [(n, at - window, at, at + window) for n, (_, at) in enumerate(probes)]
+        found: list[set[int]] = [set() for _ in probes]
+        with self._tx() as conn:
+            for index, table in ((keys, m.article_keys), (bands, m.article_bands)):
+                holders: dict[str, list[int]] = {}
+                for n, vs in enumerate(index):
+                    for v in vs:
+                        holders.setdefault(v, []).append(n)
+                for value, article_id in _holding(conn, table, list(holders)):
+                    for n in holders[value]:
+                        found[n].add(int(article_id))
+            if any(terms):
+                postings = _batch_postings(conn, rows, terms, per_term)
+                for n, ranked in _rank_postings(postings, per_term, limit).items():
+                    found[n].update(ranked)
+            ids = sorted({i for f in found for i in f if i < BATCH_IDS})
+            stored = _candidate_rows(conn, ids)
+        _own_keys(keys, bands, found)
+        return [BatchCandidates(
+            stored=tuple(stored[i] for i in sorted(f) if i < BATCH_IDS and i in stored),
+            earlier=tuple(sorted(i - BATCH_IDS for i in f if i >= BATCH_IDS)),
+        ) for f in found]  # fmt: skip
+
+    def as_candidate(self, intent: ArticleIntent, article_id: int, story_id: int) -> Candidate:
+        """The stored article of ``intent`` as ``get_candidates`` would read it back (text
+        and fingerprint cleaned and through JSON), without reading it."""
+        raw = _fp_to_json(intent.fingerprint)
+        fp = json.loads(json.dumps(m.CleanJSON().process_bind_param(raw, self.engine.dialect)))
+        when = intent.article.when.astimezone(UTC)
+        return Candidate(article_id=article_id, story_id=story_id, when=when,
+                         title=m.clean_text(intent.article.title),
+                         fingerprint=_fp_from_json(fp))  # fmt: skip
+
     def add_article(self, intent: ArticleIntent, now: datetime) -> int | None:
         """Store an article with its story, index rows, matches and outbox rows.
 
@@ -354,6 +423,15 @@ class SQLRepository:
                 another article holding one of its keys (GUID, URL, text) was stored
                 since the candidates were read: nothing is written; decide again.
         """
+        stored = self._add_article(intent, now)
+        return stored[0] if stored is not None else None
+
+    def add_article_story(self, intent: ArticleIntent, now: datetime) -> tuple[int, int] | None:
+        """``add_article``, returning the new article's id and the id of the story it is
+        stored in (a batch decides its next article with both), or None."""
+        return self._add_article(intent, now)
+
+    def _add_article(self, intent: ArticleIntent, now: datetime) -> tuple[int, int] | None:
         with self._tx() as conn:
             story_id = self._story_for(conn, intent, now)
             article_id = self._insert_article(conn, intent, story_id)
@@ -376,7 +454,7 @@ class SQLRepository:
                     watchlist=alert.watchlist, target=alert.target, payload=alert.payload,
                     status="pending", digest=alert.digest, attempts=0,
                     next_attempt_at=alert.due or now, created_at=now))  # fmt: skip
-        return article_id
+        return article_id, story_id
 
     def _story_for(self, conn: Connection, intent: ArticleIntent, now: datetime) -> int:
         d, art = intent.decision, intent.article
@@ -699,6 +777,149 @@ def _by_terms(n: int) -> Any:
             .order_by(func.count().desc(), func.max(found.c.at).desc(),
                       found.c.article_id.desc())
             .limit(bindparam("limit", type_=Integer)))  # fmt: skip
+
+
+def _holding(conn: Connection, table: Any, values_: list[str]) -> list[Any]:
+    """``(value, id)`` of the index rows of ``table`` (keys or bands) with those values."""
+    col = table.c.key if table is m.article_keys else table.c.band
+    out: list[Any] = []
+    for lo in range(0, len(values_), ROWS_PER_QUERY):
+        q = select(col, table.c.article_id).where(col.in_(values_[lo : lo + ROWS_PER_QUERY]))
+        out += conn.execute(q).all()
+    return out
+
+
+def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, datetime]],
+                    terms: list[list[str]], per: int) -> list[Any]:  # fmt: skip
+    """``(position, term, id, at)``: per article and term, the postings in the article's
+    window that may be among its ``per`` latest (``_rank_postings`` cuts them).
+
+    The stored ones are an index range scan from the time of the ``per``-th latest stored
+    posting up (found by a scalar subquery that stops there), so each term reads about
+    ``2 * per`` index entries whatever the store's size; the batch's earlier articles
+    come with ids ``BATCH_IDS + position``. ``at`` is left as the database returns it
+    (text on SQLite, in one fixed-width format): it is only compared.
+
+    The statement binds thousands of values. SQLAlchemy would spend longer compiling and
+    binding them than the database spends running it, so it is compiled once per size
+    (rows padded up to a size class with rows that find nothing) and sent to the driver
+    as it is.
+    """
+    pairs = [(n, term) for n, ts in enumerate(terms) for term in ts]
+    n_arts, n_pairs = _size_class(len(rows)), _size_class(len(pairs))
+    sql, names = _postings_sql(conn.dialect, n_arts, n_pairs, per)
+    t = m.article_terms.c
+    at_, term_ = _bind(t.at.type, conn.dialect), _bind(t.term.type, conn.dialect)
+    pad = rows[0][1]
+    bound: dict[str, Any] = {}
+    for i in range(n_arts):
+        q, low, at, high = rows[i] if i < len(rows) else (-1, pad, pad, pad)
+        bound.update({f"q{i}": q, f"lo{i}": at_(low), f"at{i}": at_(at), f"hi{i}": at_(high)})
+    for j in range(n_pairs):
+        q, term = pairs[j] if j < len(pairs) else (-2, "")
+        bound.update({f"tq{j}": q, f"tt{j}": term_(term)})
+    params = tuple(bound[n] for n in names) if conn.dialect.positional else bound
+    return list(conn.exec_driver_sql(sql, params).all())
+
+
+def _bind(type_: Any, dialect: Any) -> Any:
+    """What SQLAlchemy does to a value of ``type_`` before handing it to the driver."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    return process or (lambda value: value)
+
+
+def _size_class(n: int) -> int:
+    """``n`` rounded up to 16 times a power of two (a few statements cover every size)."""
+    size = 16
+    while size < n:
+        size *= 2
+    return size
+
+
+@functools.lru_cache(maxsize=64)
+def _postings_sql(dialect: Any, n_arts: int, n_pairs: int, per: int) -> tuple[str, list[str]]:
+    """The SQL of ``_batch_postings`` for ``n_arts`` articles and ``n_pairs`` (article,
+    term) rows, and its parameter names in the order a positional driver takes them."""
+    t = m.article_terms.c
+    dt, tt = m.article_terms.c.at.type, m.article_terms.c.term.type
+
+    def bound(name: str, type_: Any) -> Any:
+        return bindparam(name, type_=type_)
+
+    arts = values(column("q", Integer()), column("low", dt), column("at", dt), column("high", dt),
+                  name="batch_arts").data([
+        (bound(f"q{i}", Integer()), bound(f"lo{i}", dt), bound(f"at{i}", dt), bound(f"hi{i}", dt))
+        for i in range(n_arts)]).cte("batch_arts")  # fmt: skip
+    words = values(column("q", Integer()), column("term", tt), name="batch_terms").data([
+        (bound(f"tq{j}", Integer()), bound(f"tt{j}", tt)) for j in range(n_pairs)
+    ]).cte("batch_terms")  # fmt: skip
+    probe = (select(words.c.q, words.c.term, arts.c.low, arts.c.at, arts.c.high)
+             .join_from(words, arts, words.c.q == arts.c.q).cte("batch_probe"))  # fmt: skip
+    x = m.article_terms.alias("nth")
+    nth_latest = (select(x.c.at).where(x.c.term == probe.c.term, x.c.at >= probe.c.low,
+                                       x.c.at <= probe.c.high)
+                  .order_by(x.c.at.desc(), x.c.article_id.desc())
+                  .limit(literal_column("1", Integer()))
+                  .offset(literal_column(str(int(per) - 1), Integer()))
+                  .scalar_subquery())  # fmt: skip
+    cut = (select(probe.c.q, probe.c.term, probe.c.high,
+                  func.coalesce(nth_latest, probe.c.low).label("low"))
+           .cte("batch_cut").prefix_with("MATERIALIZED"))  # fmt: skip
+    stored = select(cut.c.q, cut.c.term, t.article_id, t.at).join_from(
+        cut, m.article_terms, and_(t.term == cut.c.term, t.at >= cut.c.low,
+                                   t.at <= cut.c.high))  # fmt: skip
+    mine = probe.alias("batch_mine")
+    base = literal_column(str(BATCH_IDS), BigInteger())
+    own = select(probe.c.q, probe.c.term, base + mine.c.q, mine.c.at).join_from(probe, mine, and_(
+        mine.c.term == probe.c.term, mine.c.q < probe.c.q,
+        mine.c.at >= probe.c.low, mine.c.at <= probe.c.high))  # fmt: skip
+    posts = union_all(stored, own).subquery()
+    latest = select(posts).order_by(*(posts.c[i].desc() if i > 1 else posts.c[i]
+                                      for i in range(4)))  # fmt: skip
+    compiled = latest.compile(dialect=dialect)
+    return compiled.string, list(compiled.positiontup or ())
+
+
+def _rank_postings(postings: Sequence[Any], per: int, limit: int) -> dict[int, list[int]]:
+    """Per article, the ``limit`` ids found by most terms among each term's ``per``
+    latest postings (ties: later, then higher id), as ``_by_terms`` ranks them.
+
+    ``postings`` come by article and term, latest first; a posting's time is its
+    article's, so an article's latest posting time is the time of any of its postings.
+    """
+    found: dict[int, Counter[int]] = {}
+    when: dict[int, Any] = {}
+    for (q, _), posts in groupby(postings, key=itemgetter(0, 1)):
+        top = list(islice(posts, per))
+        found.setdefault(q, Counter()).update(map(itemgetter(2), top))
+        when.update(zip(map(itemgetter(2), top), map(itemgetter(3), top), strict=True))
+    return {q: heapq.nlargest(limit, counts, key=lambda i: (counts[i], when[i], i))
+            for q, counts in found.items()}  # fmt: skip
+
+
+def _candidate_rows(conn: Connection, ids: list[int]) -> dict[int, Candidate]:
+    """The stored articles ``ids`` as candidates, by id."""
+    a = m.articles.c
+    out: dict[int, Candidate] = {}
+    for lo in range(0, len(ids), ROWS_PER_QUERY):
+        q = select(a.id, a.story_id, a.at, a.title, a.fingerprint).where(
+            a.id.in_(ids[lo : lo + ROWS_PER_QUERY]))  # fmt: skip
+        for r in conn.execute(q):
+            fp = _fp_from_json(r.fingerprint)
+            out[r.id] = Candidate(article_id=r.id, story_id=r.story_id, when=r.at,
+                                  title=r.title, fingerprint=fp)  # fmt: skip
+    return out
+
+
+def _own_keys(keys: list[list[str]], bands: list[list[str]], found: list[set[int]]) -> None:
+    """Add to ``found`` the batch's earlier articles sharing a key or a band (any age)."""
+    for index in (keys, bands):
+        first: dict[str, list[int]] = {}
+        for n, items in enumerate(index):
+            earlier = {i for v in items for i in first.get(v, ())}
+            found[n].update(BATCH_IDS + i for i in earlier)
+            for v in items:
+                first.setdefault(v, []).append(n)
 
 
 def _poll_params(intent: PollIntent) -> dict[str, Any]:
