@@ -8,7 +8,8 @@
     drop seen keys         one query per source                         storage
       nothing new          a poll outcome
       new entries          normalize + fingerprint      inline (or worker process)
-    dedupe, match, store   one transaction per article                  storage
+    dedupe, match, store   candidates looked up per batch (``_batch``),  storage
+                           one transaction per article
     poll outcomes          one transaction for the whole batch          storage
 
 At most ``PARSES_IN_FLIGHT`` parses are queued in the pool, so the preparation of new
@@ -161,12 +162,10 @@ class BatchPoll:
         if feed is not None and feed.full_text and self.p.fetcher is not None:
             articles = with_full_text(self.p.fetcher, articles, self.p.config)
         backlog = poll.source.first_success is None and not self.p.config.alert_backlog
-        new = 0
-        for key, art, (_, fp) in zip(poll.keys, articles, prepared, strict=True):
-            decision = self.p.ingest(art, backlog=backlog, now=poll.now, key=key,
-                                     stats=self.stats, fingerprint=fp)  # fmt: skip
-            new += decision is not None
-        self._succeed(poll, new)
+        items = [(art, key, fp) for key, art, (_, fp) in
+                 zip(poll.keys, articles, prepared, strict=True)]  # fmt: skip
+        ids = self.p.ingest_batch(items, backlog=backlog, now=poll.now, stats=self.stats)
+        self._succeed(poll, sum(i is not None for i in ids))
 
     def _succeed(self, poll: _Poll, new: int) -> None:
         backlog = poll.source.first_success is None and not self.p.config.alert_backlog

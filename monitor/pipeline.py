@@ -8,7 +8,8 @@
     drop seen items             one lookup per source                  I/O
     normalize                   text, canonical URL, dates             pure, worker processes
     fingerprint                 dedupe's keys, bands, terms            pure, worker processes
-    dedupe                      candidates (storage) + decide (pure)   I/O + pure
+    dedupe                      candidates (storage, one lookup per    I/O + pure
+                                batch of a poll) + decide (pure)
     match                       every watchlist in one pass            pure
     store                       article + story + matches + outbox,    I/O
                                 one transaction per article
@@ -43,6 +44,7 @@ from .types import (
     AlertIntent,
     Article,
     ArticleIntent,
+    Candidate,
     DecisionKind,
     FeedState,
     Fingerprint,
@@ -54,7 +56,7 @@ from .types import (
 if TYPE_CHECKING:
     from ._prepare import Workers
 
-__all__ = ["CycleStats", "Pipeline", "item_key", "redact_secrets"]
+__all__ = ["CycleStats", "Pipeline", "Stored", "item_key", "redact_secrets"]
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -115,6 +117,17 @@ class CycleStats:
 
 def _shown(value: float) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What ``Pipeline.store`` did with one article: its intent as stored, its id and
+    story (None when the item was stored already), and the fragments merged into it."""
+
+    intent: ArticleIntent
+    article_id: int | None
+    story_id: int | None
+    merged: tuple[tuple[int, int], ...]
 
 
 class Pipeline:
@@ -307,47 +320,78 @@ class Pipeline:
         ``fingerprint`` is ``dedupe.fingerprint(art)`` when the caller has it already
         (worker processes compute it for a batch of new entries).
         """
+        stored = self.store(art, backlog=backlog, now=now, key=key, stats=stats, watch=watch,
+                            fingerprint=fingerprint)  # fmt: skip
+        return stored.article_id
+
+    def ingest_batch(self, items: Sequence[tuple[Article, str | None, Fingerprint | None]],
+                     *, backlog: bool, now: datetime, stats: CycleStats | None = None,
+                     watch: bool = True) -> list[int | None]:  # fmt: skip
+        """``ingest`` each of ``items`` (article, item key, fingerprint or None) in order,
+        their candidates looked up together (``monitor._batch``): the same decisions as
+        one by one. Returns each one's id, or None where already stored."""
+        from ._batch import ingest_batch
+
+        return ingest_batch(self, items, backlog=backlog, now=now, stats=stats, watch=watch)
+
+    def store(self, art: Article, *, backlog: bool, now: datetime, key: str | None = None,
+              stats: CycleStats | None = None, watch: bool = True,
+              fingerprint: Fingerprint | None = None,
+              candidates: Sequence[Candidate] | None = None) -> Stored:  # fmt: skip
+        """``ingest`` with what was stored: ``candidates`` are the article's when looked up
+        already (a batch), else they are looked up now."""
         timer = stats if stats is not None else CycleStats()
         intent = self._intent(art, backlog=backlog, key=key, watch=watch, stats=timer,
-                              fp=fingerprint)  # fmt: skip
+                              fp=fingerprint, candidates=candidates)  # fmt: skip
         try:
             with timer.timed("store"):
-                article_id = self.repo.add_article(intent, now)
+                found = self.repo.add_article_story(intent, now)
         except ConcurrentWriteError:
             # Another daemon stored the same item (GUID, URL or text) from another source
             # after our candidates were read: decide again, now seeing it (a duplicate).
             intent = self._intent(art, backlog=backlog, key=key, watch=watch, stats=timer,
                                   fp=intent.fingerprint)  # fmt: skip
             with timer.timed("store"):
-                article_id = self.repo.add_article(intent, now)
+                found = self.repo.add_article_story(intent, now)
         decision, matches, alerts = intent.decision, intent.matches, intent.alerts
-        if stats is not None and article_id is not None:
+        if found is None:
+            return Stored(intent, None, None, ())
+        article_id, story_id = found
+        if stats is not None:
             _count(stats, decision.kind, len(matches), len(alerts))
-        if article_id is not None:
-            log.info("article.stored id=%s source=%s decision=%s level=%s score=%.2f matches=%d",
-                     article_id, art.source, decision.kind.value, decision.level,
-                     decision.score, len(matches))  # fmt: skip
-            self._merge_fragments(decision.story_id, decision.merge_story_ids)
-        return article_id
+        log.info("article.stored id=%s source=%s decision=%s level=%s score=%.2f matches=%d",
+                 article_id, art.source, decision.kind.value, decision.level,
+                 decision.score, len(matches))  # fmt: skip
+        merged = self._merge_fragments(decision.story_id, decision.merge_story_ids)
+        return Stored(intent, article_id, story_id, merged)
 
-    def _merge_fragments(self, story_id: int | None, others: Sequence[int]) -> None:
-        """Merge the story fragments a re-report showed to be its story (``dedupe``)."""
-        for other in others if story_id is not None else ():
+    def _merge_fragments(self, story_id: int | None,
+                         others: Sequence[int]) -> tuple[tuple[int, int], ...]:  # fmt: skip
+        """Merge the story fragments a re-report showed to be its story (``dedupe``).
+        Returns ``(story, fragment)`` for each merge that moved articles."""
+        if story_id is None:
+            return ()
+        merged = []
+        for other in others:
             try:
-                self.repo.merge_stories(story_id, other, automatic=True)
+                if self.repo.merge_stories(story_id, other, automatic=True):
+                    merged.append((story_id, other))
             except StorageError as exc:  # one of them is gone: a bug, not worth a crash
                 log.warning("story.merge_skipped story=%s other=%s error=%s",
                             story_id, other, exc)  # fmt: skip
+        return tuple(merged)
 
     def _intent(self, art: Article, *, backlog: bool, key: str | None, watch: bool,
-                stats: CycleStats, fp: Fingerprint | None = None) -> ArticleIntent:  # fmt: skip
+                stats: CycleStats, fp: Fingerprint | None = None,
+                candidates: Sequence[Candidate] | None = None) -> ArticleIntent:  # fmt: skip
         from . import dedupe  # here: its word tables load only when an article comes
 
         with stats.timed("dedupe"):
             fp = fp or dedupe.fingerprint(art)
-            candidates = self.repo.get_candidates(fp, art.when, dedupe.WINDOW,
-                                                  dedupe.CANDIDATE_LIMIT,
-                                                  per_term=dedupe.TERM_POSTINGS)  # fmt: skip
+            if candidates is None:
+                candidates = self.repo.get_candidates(fp, art.when, dedupe.WINDOW,
+                                                      dedupe.CANDIDATE_LIMIT,
+                                                      per_term=dedupe.TERM_POSTINGS)  # fmt: skip
             decision = dedupe.decide(art, fp, candidates)
         matches: list[Match] = []
         alerts: tuple[AlertIntent, ...] = ()

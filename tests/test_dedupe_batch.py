@@ -1,0 +1,164 @@
+"""Batch decisions (``Pipeline.ingest_batch``) are the decisions of ``Pipeline.ingest`` one
+by one, on SQLite and PostgreSQL, for a bounded number of candidate lookups per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+import storage
+from monitor import _batch, dedupe
+from monitor.config import Config, PollConfig
+from monitor.normalize import normalize
+from monitor.pipeline import Pipeline
+from monitor.types import Article, ArticleIntent, Decision, DecisionKind, Entry
+from tests.conftest import _postgres_or_skip, _postgres_schema
+from tests.test_dedupe import (
+    _H1,
+    _H2,
+    _H3,
+    _H4,
+    _NJ,
+    _TOKYO,
+    MANILA_2PLUS2,
+    NEXT_2PLUS2,
+    QUAKE_DAY,
+    SEED_DAY,
+    TOKYO_2PLUS2_COPY,
+    _template_item,
+    make_article,
+    seed_articles,
+)
+from tests.test_stories import EVENT, FOLLOW_UP
+
+CONFIG = Config(database="", poll=PollConfig(), notifiers={}, aliases={}, feeds=(),
+                watchlists=())  # fmt: skip
+COLUMNS = ("id", "story_id", "decision", "level", "score", "reason", "matched_article_id",
+           "related_story_id")  # fmt: skip
+
+
+def _item(item: Any, source: str) -> Article:
+    entry = Entry(source=source, guid=None, link=item.link, title=item.title,
+                  summary=item.body, published=item.published)  # fmt: skip
+    return normalize(entry, fetched=item.published, now=item.published)
+
+
+def _batch_articles() -> list[Article]:
+    """Re-reports, copies, the same URL again, follow-ups, other events of one kind, a
+    fragment healed (H3 and H4 after the fragment stored by ``_prestore``)."""
+    day = SEED_DAY
+    return [
+        *seed_articles(),
+        _TOKYO,
+        make_article(TOKYO_2PLUS2_COPY, day + timedelta(hours=5), url="https://c.example/9"),
+        make_article(("Another title", "Another body."), day + timedelta(hours=6),
+                     url=_TOKYO.url, source="mirror"),  # fmt: skip
+        make_article(MANILA_2PLUS2, day + timedelta(days=2), url="https://m.example/1"),
+        make_article(NEXT_2PLUS2, day + timedelta(days=1), url="https://n.example/1"),
+        *(_item(item, f"outlet{n}") for n, item in enumerate(EVENT)),
+        _item(FOLLOW_UP, "outlet0"),
+        *(replace(_template_item(n), url=f"https://t.example/{n}") for n in range(12)),
+        _H3,
+        _H4,
+        _NJ,
+        _H1,  # stored already by _prestore: None, and those after it sharing terms look up alone
+        make_article(("Strong quake hits Taiwan's Hualien again", _H2.body),
+                     QUAKE_DAY + timedelta(hours=30), url="https://h.example/again"),  # fmt: skip
+    ]
+
+
+def _prestore(pipeline: Pipeline) -> None:
+    """H1 stored, and H2 as a fragment of a story of its own (as an earlier decision may
+    have left it)."""
+    assert pipeline.ingest(_H1, backlog=True, now=QUAKE_DAY, watch=False) is not None
+    pipeline.repo.add_article(ArticleIntent(
+        article=_H2, item_key="u:h2", fingerprint=dedupe.fingerprint(_H2),
+        decision=Decision(DecisionKind.NEW, 0, 0.7, "new story")), QUAKE_DAY)  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def two_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two clean databases of one backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/one.db", f"sqlite:///{tmp_path}/batch.db"
+        return
+    url = _postgres_or_skip()
+    one, batch = _postgres_schema(url), _postgres_schema(url)
+    try:
+        yield next(one), next(batch)
+    finally:
+        for gen in (one, batch):
+            next(gen, None)
+
+
+def _run(url: str, articles: Sequence[Article], *, batch: bool) -> list[dict[str, Any] | None]:
+    repo = storage.make_repository(url)
+    try:
+        pipeline = Pipeline(CONFIG, repo, clock=lambda: SEED_DAY)
+        _prestore(pipeline)
+        if batch:
+            ids = pipeline.ingest_batch([(a, None, None) for a in articles], backlog=True,
+                                        now=SEED_DAY, watch=False)  # fmt: skip
+        else:
+            ids = [pipeline.ingest(a, backlog=True, now=SEED_DAY, watch=False) for a in articles]
+        rows = [repo.get_article(i) if i is not None else None for i in ids]
+        return [{c: r[c] for c in COLUMNS} if r else None for r in rows]
+    finally:
+        repo.close()
+
+
+@pytest.mark.parametrize(("per_term", "limit", "chunk"), [(100, 24, 200), (3, 4, 7)],
+                         ids=["defaults", "tight-limits-small-chunks"])  # fmt: skip
+def test_batch_decides_as_one_by_one(
+    two_urls: tuple[str, str], per_term: int, limit: int, chunk: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Tight limits make the batch's own articles push stored postings out of a term's
+    # latest ones and out of the candidates, as they would once stored.
+    monkeypatch.setattr(dedupe, "TERM_POSTINGS", per_term)
+    monkeypatch.setattr(dedupe, "CANDIDATE_LIMIT", limit)
+    monkeypatch.setattr(_batch, "CHUNK", chunk)
+    articles = _batch_articles()
+    one = _run(two_urls[0], articles, batch=False)
+    both = _run(two_urls[1], articles, batch=True)
+    assert both == one
+    kinds = {r["decision"] for r in one if r}
+    assert kinds == {"new", "duplicate", "rereport"} and one[-2] is None
+    if per_term == 100:
+        assert any("merges fragments" in r["reason"] for r in one if r)
+
+
+def test_a_batch_costs_a_bounded_number_of_candidate_lookups(tmp_path: Path) -> None:
+    articles = _batch_articles()[:-2]  # none stored already: nothing looked up alone
+    counts = []
+    for batch in (False, True):
+        repo = storage.make_repository(f"sqlite:///{tmp_path}/{batch}.db")
+        pipeline = Pipeline(CONFIG, repo, clock=lambda: SEED_DAY)
+        pipeline.ingest(_H2, backlog=True, now=SEED_DAY, watch=False)  # a stored candidate
+        lookups: list[str] = []
+
+        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            reads = ("article_terms", "article_bands", "fingerprint")
+            if statement.lstrip().upper().startswith(("SELECT", "WITH")) and any(
+                    t in statement for t in reads):  # fmt: skip
+                lookups.append(statement)  # noqa: B023
+
+        event.listen(repo.engine, "before_cursor_execute", count)
+        try:
+            if batch:
+                pipeline.ingest_batch([(a, None, None) for a in articles], backlog=True,
+                                      now=SEED_DAY, watch=False)  # fmt: skip
+            else:
+                for a in articles:
+                    pipeline.ingest(a, backlog=True, now=SEED_DAY, watch=False)
+        finally:
+            event.remove(repo.engine, "before_cursor_execute", count)
+            repo.close()
+        counts.append(len(lookups))
+    assert counts == [len(articles), 3]  # bands, term postings, the candidates' rows
