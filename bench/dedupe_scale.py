@@ -6,8 +6,12 @@ For each size, a SQLite store is filled with that many synthetic articles (bulk 
 through the real schema: articles, stories, keys, bands, index terms), then ``--probes``
 new articles go through the daemon's own decision path one by one — ``fingerprint``,
 ``Repository.get_candidates`` (the SQL lookup), ``decide`` — and the time of each is
-recorded. Prints median and p99 per article, the candidates per decision and the peak
-RSS of the process.
+recorded. Then the same probes go through the batch path a poll takes (``--batch``
+articles of one day at a time): their fingerprints, one
+``Repository.get_candidates_batch`` (two statements), and ``decide`` for each with the
+batch's earlier articles among its candidates; the time per article is the batch's time
+divided by its size. Prints median and p99 per article (one by one: over articles;
+batch: over batches), the candidates per decision and the peak RSS of the process.
 
 Stored fingerprints are cloned from a pool of real ones (computed from generated news
 text) with their own keys, bands and a mix of shared and rare index terms, so the SQL
@@ -25,13 +29,14 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert  # noqa: E402
 
 from monitor import dedupe  # noqa: E402
-from monitor.types import Article  # noqa: E402
+from monitor.types import Article, ArticleIntent  # noqa: E402
 from storage import make_repository  # noqa: E402
 from storage import models as m  # noqa: E402
 
@@ -111,11 +116,20 @@ def fill(repo: object, size: int, rng: random.Random) -> None:
     print(file=sys.stderr)
 
 
-def probe(repo: object, probes: int, rng: random.Random) -> dict[str, float]:
+def probes(rng: random.Random, n: int, batch: int) -> list[list[Article]]:
+    """``n`` new articles in batches of ``batch``, each batch's articles of one day (a
+    poll brings the day's news)."""
+    out = []
+    for lo in range(0, n, batch):
+        day = START + timedelta(days=rng.randrange(SPAN_DAYS))
+        out.append([article(rng, 10_000_000 + k, day + timedelta(seconds=rng.randrange(86400)))
+                    for k in range(lo, min(n, lo + batch))])  # fmt: skip
+    return out
+
+
+def one_by_one(repo: object, batches: list[list[Article]]) -> dict[str, float]:
     totals, sql, cands = [], [], []
-    for n in range(probes):
-        at = START + timedelta(seconds=rng.randrange(SPAN_DAYS * 86400))
-        art = article(rng, 10_000_000 + n, at)
+    for art in (a for b in batches for a in b):
         t0 = time.perf_counter()
         fp = dedupe.fingerprint(art)
         t1 = time.perf_counter()
@@ -128,7 +142,37 @@ def probe(repo: object, probes: int, rng: random.Random) -> dict[str, float]:
         totals.append((t3 - t0) * 1000)
         sql.append((t2 - t1) * 1000)
         cands.append(len(found))
-    q = statistics.quantiles(totals, n=100)
+    return _summary(totals, sql, cands)
+
+
+def batched(repo: Any, batches: list[list[Article]]) -> dict[str, float]:
+    """Per batch: fingerprints, one batch lookup, then each decision with the earlier
+    articles of the batch as stored ones (ids above the store's; nothing is written)."""
+    totals, sql, cands = [], [], []
+    for arts in batches:
+        t0 = time.perf_counter()
+        fps = [dedupe.fingerprint(a) for a in arts]
+        t1 = time.perf_counter()
+        found = repo.get_candidates_batch([(fp, a.when) for a, fp in zip(arts, fps, strict=True)],
+                                          dedupe.WINDOW, dedupe.CANDIDATE_LIMIT,
+                                          per_term=dedupe.TERM_POSTINGS)  # fmt: skip
+        t2 = time.perf_counter()
+        earlier = []
+        for n, (art, fp) in enumerate(zip(arts, fps, strict=True)):
+            mine = [*found[n].stored, *(earlier[i] for i in found[n].earlier)]
+            decision = dedupe.decide(art, fp, mine)
+            intent = ArticleIntent(article=art, item_key="", fingerprint=fp, decision=decision)
+            earlier.append(repo.as_candidate(intent, (1 << 40) + n,
+                                             decision.story_id or (1 << 40) + n))  # fmt: skip
+            cands.append(len(mine))
+        t3 = time.perf_counter()
+        totals.append((t3 - t0) * 1000 / len(arts))
+        sql.append((t2 - t1) * 1000 / len(arts))
+    return _summary(totals, sql, cands)
+
+
+def _summary(totals: list[float], sql: list[float], cands: list[int]) -> dict[str, float]:
+    q = statistics.quantiles(totals, n=100) if len(totals) > 1 else totals * 99
     return {"median_ms": statistics.median(totals), "p99_ms": q[98],
             "sql_median_ms": statistics.median(sql), "candidates": statistics.mean(cands)}
 
@@ -137,9 +181,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--probes", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=100, help="articles per batch lookup")
     parser.add_argument("--dir", type=Path, default=None, help="where the SQLite files go")
     args = parser.parse_args()
-    print("stored      median ms   p99 ms   sql median ms   candidates   peak RSS MB")
+    print("stored      path         median ms   p99 ms   sql median ms   candidates"
+          "   peak RSS MB")  # fmt: skip
     for size in (int(s) for s in args.sizes.split(",")):
         rng = random.Random(size)
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -147,11 +193,14 @@ def main() -> None:
             fill(repo, size, rng)
             with repo.engine.begin() as conn:
                 conn.exec_driver_sql("ANALYZE")
-            r = probe(repo, args.probes, rng)
+            batches = probes(rng, args.probes, args.batch)
+            for path, run in (("one by one", one_by_one), (f"batch {args.batch}", batched)):
+                r = run(repo, batches)
+                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                print(f"{size:>9,}   {path:<10}   {r['median_ms']:9.2f}  {r['p99_ms']:7.2f}"
+                      f"   {r['sql_median_ms']:13.2f}   {r['candidates']:10.1f}"
+                      f"   {rss:11.0f}", flush=True)  # fmt: skip
             repo.close()
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{size:>9,}   {r['median_ms']:9.2f}  {r['p99_ms']:7.2f}   {r['sql_median_ms']:13.2f}"
-              f"   {r['candidates']:10.1f}   {rss:11.0f}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
