@@ -8,7 +8,7 @@ new articles go through the daemon's own decision path one by one — ``fingerpr
 ``Repository.get_candidates`` (the SQL lookup), ``decide`` — and the time of each is
 recorded. Then the same probes go through the batch path a poll takes (``--batch``
 articles of one day at a time): their fingerprints, one
-``Repository.get_candidates_batch`` (two statements), and ``decide`` for each with the
+``Repository.get_candidates_batch`` (four statements), and ``decide`` for each with the
 batch's earlier articles among its candidates; the time per article is the batch's time
 divided by its size. Prints median and p99 per article (one by one: over articles;
 batch: over batches), the candidates per decision and the peak RSS of the process.
