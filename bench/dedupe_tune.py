@@ -419,7 +419,7 @@ def fit(corpus: Corpus) -> _scoring.Model:
 
 # Tuning tries every combination: the story score's mix, and the joining threshold.
 GRID: dict[str, tuple[float, ...]] = {
-    "best_share": (0.0, 0.3, 0.5),
+    "best_share": (0.0, 0.3, 0.5, 0.75, 1.0),
     "same_story": tuple(round(0.5 + 0.025 * i, 3) for i in range(19)),
 }
 # Tuning keeps the hard-negative merge rate under this on the training topics, leaving
