@@ -874,8 +874,8 @@ def _postings_sql(dialect: Any, n_arts: int, n_pairs: int, per: int) -> tuple[st
         mine.c.term == probe.c.term, mine.c.q < probe.c.q,
         mine.c.at >= probe.c.low, mine.c.at <= probe.c.high))  # fmt: skip
     posts = union_all(stored, own).subquery()
-    latest = select(posts).order_by(*(posts.c[i].desc() if i > 1 else posts.c[i]
-                                      for i in range(4)))  # fmt: skip
+    q, term, article_id, at = posts.c
+    latest = select(posts).order_by(q, term, at.desc(), article_id.desc())
     compiled = latest.compile(dialect=dialect)
     return compiled.string, list(compiled.positiontup or ())
 

@@ -64,6 +64,9 @@ def _batch_articles() -> list[Article]:
         *(_item(item, f"outlet{n}") for n, item in enumerate(EVENT)),
         _item(FOLLOW_UP, "outlet0"),
         *(replace(_template_item(n), url=f"https://t.example/{n}") for n in range(12)),
+        # Items of one form stored later than they happened: ids and times disagree.
+        *(replace(_template_item(n), url=f"https://t.example/{n}", published=day - timedelta(
+            hours=n), fetched=day - timedelta(hours=n)) for n in range(12, 20)),  # fmt: skip
         _H3,
         _H4,
         _NJ,
@@ -162,3 +165,40 @@ def test_a_batch_costs_a_bounded_number_of_candidate_lookups(tmp_path: Path) -> 
             repo.close()
         counts.append(len(lookups))
     assert counts == [len(articles), 3]  # bands, term postings, the candidates' rows
+
+
+@pytest.mark.parametrize(("per_term", "limit"), [(100, 24), (2, 3)])
+def test_each_batch_lookup_is_the_lookup_one_by_one(
+    two_urls: tuple[str, str], per_term: int, limit: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Decisions hide many differences (another candidate of a story that stays NEW): here
+    # each article's candidates from the batch are compared with those the one-by-one
+    # lookup finds at that moment, its batch's earlier articles stored.
+    monkeypatch.setattr(dedupe, "TERM_POSTINGS", per_term)
+    monkeypatch.setattr(dedupe, "CANDIDATE_LIMIT", limit)
+    monkeypatch.setattr(_batch, "CHUNK", 9)
+    repo = storage.make_repository(two_urls[0])
+    pipeline = Pipeline(CONFIG, repo, clock=lambda: SEED_DAY)
+    articles = _batch_articles()
+    compared = []
+    resolve = _batch._Overlay.candidates
+
+    def checked(self: Any, n: int, found: Any) -> Any:
+        got = resolve(self, n, found)
+        fp, art = self.fps[n], articles[len(compared)]
+        alone = repo.get_candidates(fp, art.when, dedupe.WINDOW, limit, per_term=per_term)
+        compared.append(got is None or sorted(got, key=_id) == sorted(alone, key=_id))
+        return got
+
+    monkeypatch.setattr(_batch._Overlay, "candidates", checked)
+    try:
+        _prestore(pipeline)
+        pipeline.ingest_batch([(a, None, None) for a in articles], backlog=True, now=SEED_DAY,
+                              watch=False)  # fmt: skip
+    finally:
+        repo.close()
+    assert compared == [True] * len(articles)
+
+
+def _id(candidate: Any) -> int:
+    return int(candidate.article_id)
