@@ -45,6 +45,7 @@ from .types import (
     Article,
     ArticleIntent,
     Candidate,
+    Decision,
     DecisionKind,
     FeedState,
     Fingerprint,
@@ -401,10 +402,28 @@ class Pipeline:
             # Only a new story alerts: a re-report joins its story and alerts nobody (the
             # story may predate any watchlist, like the seeds, or have alerted already).
             if not backlog and decision.kind is DecisionKind.NEW:
+                if matches:
+                    decision = self._follows(art, fp, decision, stats)
                 alerts = self._alerts(art, decision, matches)
         return ArticleIntent(article=art, item_key=key or item_key(art), fingerprint=fp,
                              decision=decision, matches=tuple(matches), alerts=alerts,
                              backlog=backlog)  # fmt: skip
+
+    def _follows(self, art: Article, fp: Fingerprint, decision: Decision,
+                 stats: CycleStats) -> Decision:  # fmt: skip
+        """A new story that will alert, and relates to nothing within the dedupe window,
+        looks for the story it follows up to ``dedupe.RELATED_WINDOW`` back: one more
+        lookup, made only for articles that alert, so a cycle of new entries that match
+        no watchlist costs nothing more."""
+        from . import dedupe
+
+        if decision.related_story_id is not None:
+            return decision
+        with stats.timed("dedupe"):
+            wide = self.repo.get_candidates(fp, art.when, dedupe.RELATED_WINDOW,
+                                            dedupe.CANDIDATE_LIMIT,
+                                            per_term=dedupe.TERM_POSTINGS)  # fmt: skip
+            return dedupe.follow_up(art, fp, decision, wide)
 
     def _alerts(self, art: Article, decision: Any,
                 matches: Sequence[Match]) -> tuple[AlertIntent, ...]:  # fmt: skip

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,25 @@ def test_three_outlets_one_alert_then_a_follow_up_names_it(
     assert len(webhook.received) == 2
     follow = str(webhook.received[1])
     assert "cabinet approves" in follow and "Follows" in follow and "reciprocal access" in follow.lower()
+
+
+def test_a_follow_up_months_later_still_names_the_story_it_follows(
+    outlets: Path, feed_server: HTTPServer, webhook: WebhookReceiver
+) -> None:
+    assert main(["run", "--once", "--config", str(outlets)]) == 0
+    assert len(webhook.received) == 1
+    # Ratified ten weeks on: far outside the seven days in which re-reports are looked for.
+    months_later = replace(FOLLOW_UP, published=DAY + timedelta(days=70))
+    feed_server.routes["/o1"] = Response(200, rss([EVENT[1], months_later]),
+                                         {"Content-Type": "text/xml"})  # fmt: skip
+    assert main(["run", "--once", "--config", str(outlets)]) == 0
+    assert len(webhook.received) == 2
+    follow = str(webhook.received[1])
+    assert "cabinet approves" in follow and "Follows" in follow
+    stored = {a["title"]: a for a in _articles(outlets)}
+    follow_up = stored[FOLLOW_UP.title]
+    assert follow_up["decision"] == "new" and "reported 70 days earlier" in follow_up["reason"]
+    assert follow_up["story_id"] != stored[EVENT[0].title]["story_id"]
 
 
 def test_explain_merge_split_and_check(
