@@ -792,7 +792,8 @@ def _holding(conn: Connection, table: Any, values_: list[str]) -> list[Any]:
 def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, datetime]],
                     terms: list[list[str]], per: int) -> list[Any]:  # fmt: skip
     """``(position, term, id, at)``: per article and term, the postings in the article's
-    window that may be among its ``per`` latest (``_rank_postings`` cuts them).
+    window that may be among its ``per`` latest (``_rank_postings`` cuts them), by article
+    and term, latest first.
 
     The stored ones are an index range scan from the time of the ``per``-th latest stored
     posting up (found by a scalar subquery that stops there), so each term reads about
@@ -819,7 +820,11 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
         q, term = pairs[j] if j < len(pairs) else (-2, "")
         bound.update({f"tq{j}": q, f"tt{j}": term_(term)})
     params = tuple(bound[n] for n in names) if conn.dialect.positional else bound
-    return list(conn.exec_driver_sql(sql, params).all())
+    found = conn.exec_driver_sql(sql, params)
+    # Plain tuples, sorted here: rows and a sort in the database cost more (issue 3).
+    rows: list[Any] = found.cursor.fetchall() if found.cursor is not None else found.all()
+    rows.sort(key=itemgetter(0, 1, 3, 2), reverse=True)
+    return rows
 
 
 def _bind(type_: Any, dialect: Any) -> Any:
@@ -873,10 +878,7 @@ def _postings_sql(dialect: Any, n_arts: int, n_pairs: int, per: int) -> tuple[st
     own = select(probe.c.q, probe.c.term, base + mine.c.q, mine.c.at).join_from(probe, mine, and_(
         mine.c.term == probe.c.term, mine.c.q < probe.c.q,
         mine.c.at >= probe.c.low, mine.c.at <= probe.c.high))  # fmt: skip
-    posts = union_all(stored, own).subquery()
-    q, term, article_id, at = posts.c
-    latest = select(posts).order_by(q, term, at.desc(), article_id.desc())
-    compiled = latest.compile(dialect=dialect)
+    compiled = union_all(stored, own).compile(dialect=dialect)
     return compiled.string, list(compiled.positiontup or ())
 
 
