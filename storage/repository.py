@@ -822,7 +822,7 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
     params = tuple(bound[n] for n in names) if conn.dialect.positional else bound
     found = conn.exec_driver_sql(sql, params)
     # Plain tuples, sorted here: rows and a sort in the database cost more (issue 3).
-    postings: list[Any] = found.cursor.fetchall() if found.cursor else list(found.all())
+    postings = list(found.cursor.fetchall() if found.cursor else found.all())
     postings.sort(key=itemgetter(0, 1, 3, 2), reverse=True)
     return postings
 
