@@ -3,7 +3,7 @@ not be 20,000 candidate lookups).
 
 ::
 
-    look up candidates   up to CHUNK articles in two statements     storage
+    look up candidates   up to CHUNK articles in four statements    storage
     for each, in order:
       add earlier ones   the chunk's articles stored before it      in memory
       decide, store      as ``Pipeline.store`` (one transaction)    pure + storage
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CHUNK", "ingest_batch"]
 
-# Articles looked up together: the lookup binds about 70 values per article, under the
-# 65,535 parameters PostgreSQL takes in one statement.
+# Articles looked up together: the lookup binds about 70 values per article (padded up
+# to twice that), under the 32,766 parameters of one SQLite statement.
 CHUNK = 200
 
 
