@@ -1,6 +1,7 @@
 """Story-dedupe decision time as the store grows (run by hand, not by pytest).
 
     python bench/dedupe_scale.py [--sizes 10000,100000,1000000] [--probes 500]
+                                 [--batch 100] [--keep DIR]
 
 For each size, a SQLite store is filled with that many synthetic articles (bulk inserts
 through the real schema: articles, stories, keys, bands, index terms), then ``--probes``
@@ -27,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -183,24 +185,33 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=500)
     parser.add_argument("--batch", type=int, default=100, help="articles per batch lookup")
     parser.add_argument("--dir", type=Path, default=None, help="where the SQLite files go")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep each store in this folder (dedupe-SIZE.db) and use it "
+                             "again when there: a 1M store takes long to fill")  # fmt: skip
     args = parser.parse_args()
     print("stored      path         median ms   p99 ms   sql median ms   candidates"
           "   peak RSS MB")  # fmt: skip
     for size in (int(s) for s in args.sizes.split(",")):
-        rng = random.Random(size)
-        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-            repo = make_repository(f"sqlite:///{tmp}/bench.db")
-            fill(repo, size, rng)
-            with repo.engine.begin() as conn:
-                conn.exec_driver_sql("ANALYZE")
-            batches = probes(rng, args.probes, args.batch)
-            for path, run in (("one by one", one_by_one), (f"batch {args.batch}", batched)):
+        with ExitStack() as stack:
+            if args.keep is not None:
+                path = args.keep / f"dedupe-{size}.db"
+            else:
+                path = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=args.dir)))
+                path = path / "bench.db"
+            filled = path.exists()
+            repo = make_repository(f"sqlite:///{path}")
+            stack.callback(repo.close)
+            if not filled:
+                fill(repo, size, random.Random(size))
+                with repo.engine.begin() as conn:
+                    conn.exec_driver_sql("ANALYZE")
+            batches = probes(random.Random(size + 1), args.probes, args.batch)
+            for name, run in (("one by one", one_by_one), (f"batch {args.batch}", batched)):
                 r = run(repo, batches)
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                print(f"{size:>9,}   {path:<10}   {r['median_ms']:9.2f}  {r['p99_ms']:7.2f}"
+                print(f"{size:>9,}   {name:<10}   {r['median_ms']:9.2f}  {r['p99_ms']:7.2f}"
                       f"   {r['sql_median_ms']:13.2f}   {r['candidates']:10.1f}"
                       f"   {rss:11.0f}", flush=True)  # fmt: skip
-            repo.close()
 
 
 if __name__ == "__main__":
