@@ -66,7 +66,7 @@ def lock_sqlite(config: Config, stack: ExitStack) -> bool:
     db = Path(url[len("sqlite:///"):])
     db.parent.mkdir(parents=True, exist_ok=True)
     lock_path = db.with_name(db.name + ".lock")
-    handle = open(lock_path, "a+")  # noqa: SIM115 - closed by the stack
+    handle = open(lock_path, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--log-format", default=argparse.SUPPRESS, choices=["text", "json"],
                         help="json: one JSON object per log line, for log collectors")  # fmt: skip
     parser = argparse.ArgumentParser(prog="monitor", parents=[common],
-                                     description="News monitoring and alerting daemon.")  # fmt: skip
+                                     description="News monitoring and alerting daemon.")
     sub = parser.add_subparsers(dest="verb", required=True)
 
     run = sub.add_parser("run", parents=[common], help="run the daemon")
@@ -130,7 +130,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.verb == "config":
         print(f"{config.path}: valid ({len(config.feeds)} feeds, "
-              f"{len(config.watchlists)} watchlists, {len(config.notifiers)} notifiers)")  # fmt: skip
+              f"{len(config.watchlists)} watchlists, {len(config.notifiers)} notifiers)")
         return 0
     handlers = {"run": _run, "status": _status, "alerts": _alerts, "check": _check,
                 "explain": _explain, "story": _story, "outbox": _outbox, "notify": _notify,
@@ -163,7 +163,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
             print(f"polled {stats.sources} sources ({stats.failed} failed, "
                   f"{stats.not_modified} unchanged): {stats.entries} entries, {stats.new} new "
                   f"stories, {stats.rereports} re-reports, {stats.duplicates} duplicates; "
-                  f"alerts sent {sent.sent}, retrying {sent.retrying}, dead {sent.dead}")  # fmt: skip
+                  f"alerts sent {sent.sent}, retrying {sent.retrying}, dead {sent.dead}")
             return 0
         # The daemon's modules (scheduler, metrics) are not loaded for --once (issue 9).
         from .daemon import Daemon

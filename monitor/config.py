@@ -276,7 +276,8 @@ def parse_config(raw: Any, *, env: Mapping[str, str], path: Path | None = None) 
 
 
 def _base_dir(path: Path | None) -> Path:
-    """Where relative SQLite paths start: the project of a ``config/`` folder, else the file's folder."""
+    """Where relative SQLite paths start: the project of a ``config/`` folder, else the
+    file's folder."""
     if path is None:
         return Path()
     folder = path.resolve().parent
@@ -601,7 +602,8 @@ def parse_digest(value: Any) -> DigestSpec:
         return DigestSpec(kind=text)
     m = _DAILY.match(text)
     if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
-        raise ValueError(f"not a digest schedule: {text!r} (immediate, hourly, daily 08:00 Asia/Tokyo)")
+        raise ValueError(
+            f"not a digest schedule: {text!r} (immediate, hourly, daily 08:00 Asia/Tokyo)")
     tz = m.group(3) or "UTC"
     try:
         ZoneInfo(tz)
