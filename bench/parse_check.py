@@ -132,7 +132,7 @@ def main() -> None:
     if args.dev.is_dir():
         sets.append((f"feeds_dev x{len(DEV_TYPES)} types", dev_documents(args.dev)))
     else:
-        print(f"no {args.dev}: real feeds skipped")  # noqa: T201
+        print(f"no {args.dev}: real feeds skipped")
     if args.feeds:
         sets.append((f"corpus N={args.feeds}", corpus_documents(args.feeds)))
     bad = False
@@ -140,7 +140,7 @@ def main() -> None:
         tally = Tally()
         for fetched in documents:
             check(tally, fetched)
-        print(tally.line(name), flush=True)  # noqa: T201
+        print(tally.line(name), flush=True)
         bad |= bool(tally.missing or tally.differ)
     sys.exit(1 if bad else 0)
 
