@@ -869,7 +869,7 @@ def _postings_sql(dialect: Any, n_arts: int, n_pairs: int, per: int) -> tuple[st
                   .scalar_subquery())  # fmt: skip
     cut = (select(probe.c.q, probe.c.term, probe.c.high,
                   func.coalesce(nth_latest, probe.c.low).label("low"))
-           .cte("batch_cut").prefix_with("MATERIALIZED"))  # fmt: skip
+           .cte("batch_cut"))  # fmt: skip
     stored = select(cut.c.q, cut.c.term, t.article_id, t.at).join_from(
         cut, m.article_terms, and_(t.term == cut.c.term, t.at >= cut.c.low,
                                    t.at <= cut.c.high))  # fmt: skip
