@@ -35,12 +35,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert
 
-from monitor import dedupe  # noqa: E402
-from monitor.types import Article, ArticleIntent  # noqa: E402
-from storage import make_repository  # noqa: E402
-from storage import models as m  # noqa: E402
+from monitor import dedupe
+from monitor.types import Article, ArticleIntent
+from storage import make_repository
+from storage import models as m
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 SPAN_DAYS = 365

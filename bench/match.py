@@ -250,7 +250,7 @@ def bench(count: int, articles: list[tuple[str, str]], naive_n: int, rng: random
         f"({len(sample)} articles)   x{ours / naive:6.1f}   matches/article {per:5.2f}   "
         f"agree {agree}/{len(sample)}   build {built * 1000:.0f} ms"
     )
-    print(line)  # noqa: T201
+    print(line)
 
 
 def main() -> None:
@@ -264,7 +264,7 @@ def main() -> None:
     articles = make_articles(rng, args.articles, entities)
     aliases = make_aliases(rng, entities)
     words = sum(len(b.split()) for _, b in articles) / len(articles)
-    print(f"{len(articles)} articles, {words:.0f} body words on average")  # noqa: T201
+    print(f"{len(articles)} articles, {words:.0f} body words on average")
     for count in (int(c) for c in args.counts.split(",")):
         bench(count, articles, args.naive_articles, rng, entities, aliases)
 

@@ -54,7 +54,7 @@ def retry_delay(attempts: int, *, first: float = FIRST_RETRY, cap: float = MAX_D
     ``first`` seconds and no delay passes ``cap``, while retries of many alerts spread out.
     """
     base = min(first * 2 ** max(attempts - 1, 0), cap)
-    return base * (rng or random).uniform(0.8, 1.0)
+    return float(base * (rng or random).uniform(0.8, 1.0))
 
 
 @dataclass
@@ -136,9 +136,11 @@ class Deliverer:
         options = self.config.targets.get(target, TargetConfig())
         now = self.clock()
         quiet_end = quiet_until(options.quiet_hours, now)
-        held = [i for i in items if quiet_end and not i.alert.urgent]
-        for item in held:
-            self.repo.defer_alert(item.id, quiet_end)  # type: ignore[arg-type]
+        held: list[OutboxItem] = []
+        if quiet_end is not None:
+            held = [i for i in items if not i.alert.urgent]
+            for item in held:
+                self.repo.defer_alert(item.id, quiet_end)
         stats.held += len(held)
         ready = [i for i in items if i not in held]
         singles = [i for i in ready if i.digest == "immediate"]
@@ -163,7 +165,7 @@ class Deliverer:
                 self.repo.defer_alert(item.id, until, digest=OVERFLOW)
                 stats.held += 1
                 continue
-            delivery = self._call(target, lambda n, i=item: n.send(i.alert), item.watchlist)
+            delivery = self._call(target, _sender(item.alert), item.watchlist)
             outcome = self._record(item, delivery)
             _count(stats, outcome)
             if outcome is DeliveryOutcome.SENT and budget is not None:
@@ -253,3 +255,13 @@ def _count(stats: DeliverStats, outcome: DeliveryOutcome) -> None:
         stats.retrying += 1
     else:
         stats.dead += 1
+
+
+def _sender(alert: Alert) -> Callable[[Any], Delivery]:
+    """Send ``alert`` with the notifier it is given."""
+
+    def send(notifier: Any) -> Delivery:
+        result: Delivery = notifier.send(alert)
+        return result
+
+    return send

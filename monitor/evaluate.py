@@ -101,7 +101,7 @@ def run_eval(path: Path, *, progress: Callable[[Iterable[Any]], Iterable[Any]] =
         try:
             pipeline = Pipeline(config, repo, clock=lambda: now)
             ids = [_ingest(pipeline, row, now) for row in progress(rows)]
-            stories = [repo.get_article(i)["story_id"] if i else None for i in ids]
+            stories = [_story_of(repo, i) for i in ids]
         finally:
             repo.close()
     seconds = time.perf_counter() - start
@@ -113,13 +113,20 @@ def run_eval(path: Path, *, progress: Callable[[Iterable[Any]], Iterable[Any]] =
             "seconds": round(seconds, 2)}  # fmt: skip
 
 
+def _story_of(repo: Any, article_id: int | None) -> int | None:
+    row = repo.get_article(article_id) if article_id else None
+    return None if row is None else int(row["story_id"])
+
+
 def _ingest(pipeline: Any, row: dict[str, Any], now: datetime) -> int | None:
     published = _date(row.get("published"))
     entry = Entry(source=str(row.get("source") or "eval"), guid=str(row["id"]),
                   link=row.get("url") or None, title=str(row["title"]), summary=str(row["text"]),
                   published=published)  # fmt: skip
     article = normalize(entry, fetched=now, now=now)
-    return pipeline.ingest(article, backlog=True, now=now, key=f"eval:{row['id']}", watch=False)
+    article_id: int | None = pipeline.ingest(article, backlog=True, now=now,
+                                             key=f"eval:{row['id']}", watch=False)  # fmt: skip
+    return article_id
 
 
 def _date(value: Any) -> datetime | None:

@@ -38,14 +38,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import ConcurrentWriteError, StorageError
 from monitor.types import (
-    AlertIntent,
     Alert,
+    AlertIntent,
     ArticleIntent,
     BatchCandidates,
     Candidate,
     DecisionKind,
     Fingerprint,
-    Hit,
     OutboxItem,
     PollIntent,
     SourceState,
@@ -500,7 +499,7 @@ class SQLRepository:
             held = [key for key in keys if key not in stored]
             other = select(k.article_id).join(m.articles, m.articles.c.id == k.article_id)
             taken = bool(held) and conn.execute(other.where(
-                k.key.in_(held), k.article_id != article_id).limit(1)).first() is not None  # fmt: skip
+                k.key.in_(held), k.article_id != article_id).limit(1)).first() is not None
         if fp.bands:
             conn.execute(insert(m.article_bands),
                          [{"band": b, "article_id": article_id} for b in fp.bands])
@@ -523,7 +522,7 @@ class SQLRepository:
             if row is None:
                 return None
             alerted = conn.execute(select(func.count()).select_from(m.outbox)
-                                   .where(m.outbox.c.story_id == story_id)).scalar_one()  # fmt: skip
+                                   .where(m.outbox.c.story_id == story_id)).scalar_one()
             srcs = conn.execute(select(m.articles.c.source).where(
                 m.articles.c.story_id == story_id).distinct()).scalars().all()  # fmt: skip
         return {**dict(row._mapping), "alerted": alerted > 0, "sources": sorted(srcs)}
@@ -605,7 +604,7 @@ class SQLRepository:
             if automatic and (keep == other or _split_by_hand(conn, keep, other)):
                 return 0
             found = conn.execute(select(func.count()).select_from(m.stories)
-                                 .where(m.stories.c.id.in_([keep, other]))).scalar_one()  # fmt: skip
+                                 .where(m.stories.c.id.in_([keep, other]))).scalar_one()
             if found != 2 or keep == other:
                 raise StorageError(f"cannot merge story {other} into {keep}: "
                                    "both must exist and differ")  # fmt: skip
@@ -727,9 +726,9 @@ class SQLRepository:
         """``watchlist -> (matches, alerts sent)`` since ``since``."""
         mt, o = m.matches.c, m.outbox.c
         with self._tx() as conn:
-            ms = dict(conn.execute(select(mt.watchlist, func.count()).where(
+            ms: dict[str, int] = dict(conn.execute(select(mt.watchlist, func.count()).where(
                 mt.created_at >= since).group_by(mt.watchlist)).all())  # fmt: skip
-            al = dict(conn.execute(select(o.watchlist, func.count()).where(
+            al: dict[str, int] = dict(conn.execute(select(o.watchlist, func.count()).where(
                 o.status == "sent", o.sent_at >= since).group_by(o.watchlist)).all())  # fmt: skip
         return {w: (int(ms.get(w, 0)), int(al.get(w, 0))) for w in set(ms) | set(al)}
 
