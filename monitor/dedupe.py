@@ -364,22 +364,26 @@ def compare(
     fp: Fingerprint,
     candidates: Sequence[Candidate],
     thresholds: Thresholds = THRESHOLDS,
+    *,
+    window: timedelta = WINDOW,
 ) -> list[tuple[Candidate, Pair]]:
-    """Level 3: the article against each comparable candidate within ``WINDOW``.
+    """Level 3: the article against each comparable candidate within ``window``.
 
     Args:
         article: The incoming article.
         fp: Its fingerprint.
         candidates: Stored articles from the retrieval contract, in any order.
         thresholds: The models.
+        window: How far from the article's time a candidate may be (``WINDOW`` for the
+            same story, ``RELATED_WINDOW`` for the story a new one follows).
 
     Returns:
         ``(candidate, pair)`` for each candidate of the same fingerprint version whose time
-        is within ``WINDOW`` of the article's, by article id.
+        is within ``window`` of the article's, by article id.
     """
     out = []
     for cand in sorted(candidates, key=lambda c: c.article_id):
-        if not _comparable(fp, cand) or abs(cand.when - article.when) > WINDOW:
+        if not _comparable(fp, cand) or abs(cand.when - article.when) > window:
             continue
         hours = _hours_apart(article.when, fp.data, cand.when, cand.fingerprint.data)
         out.append((cand, _scoring.pair(fp.data, cand.fingerprint.data, hours, thresholds.model)))
@@ -500,13 +504,8 @@ def follow_up(
     """
     if decision.kind is not DecisionKind.NEW or decision.related_story_id is not None:
         return decision
-    compared = []
-    for cand in sorted({c.article_id: c for c in candidates}.values(), key=lambda c: c.article_id):
-        if not _comparable(fp, cand) or abs(cand.when - article.when) > RELATED_WINDOW:
-            continue
-        hours = _hours_apart(article.when, fp.data, cand.when, cand.fingerprint.data)
-        compared.append((cand, _scoring.pair(fp.data, cand.fingerprint.data, hours,
-                                             thresholds.model)))  # fmt: skip
+    once = {c.article_id: c for c in candidates}.values()
+    compared = compare(article, fp, list(once), thresholds, window=RELATED_WINDOW)
     related = next((m for m in _stories(compared, thresholds) if _related(m, thresholds)), None)
     if related is None:
         return decision
