@@ -352,8 +352,7 @@ class SQLRepository:
         with self._tx() as conn:  # one round trip
             q = _candidates(bool(keys), bool(bands), len(terms))
             rows = conn.execute(q, params).all()
-        return [Candidate(article_id=r.id, story_id=r.story_id, when=r.at, title=r.title,
-                          fingerprint=_fp_from_json(r.fingerprint)) for r in rows]  # fmt: skip
+        return [_candidate(r) for r in rows]
 
     def get_candidates_batch(self, probes: Sequence[tuple[Fingerprint, datetime]],
                              window: timedelta, limit: int, *,
@@ -905,11 +904,14 @@ def _candidate_rows(conn: Connection, ids: list[int]) -> dict[int, Candidate]:
     for lo in range(0, len(ids), ROWS_PER_QUERY):
         q = select(a.id, a.story_id, a.at, a.title, a.fingerprint).where(
             a.id.in_(ids[lo : lo + ROWS_PER_QUERY]))  # fmt: skip
-        for r in conn.execute(q):
-            fp = _fp_from_json(r.fingerprint)
-            out[r.id] = Candidate(article_id=r.id, story_id=r.story_id, when=r.at,
-                                  title=r.title, fingerprint=fp)  # fmt: skip
+        out.update((r.id, _candidate(r)) for r in conn.execute(q))
     return out
+
+
+def _candidate(row: Any) -> Candidate:
+    """A stored article's row (id, story_id, at, title, fingerprint) as a candidate."""
+    return Candidate(article_id=row.id, story_id=row.story_id, when=row.at, title=row.title,
+                     fingerprint=_fp_from_json(row.fingerprint))  # fmt: skip
 
 
 def _own_keys(keys: list[list[str]], bands: list[list[str]], found: list[set[int]]) -> None:
