@@ -72,6 +72,15 @@ def _articles(config: Path) -> list[dict]:  # type: ignore[type-arg]
         return [repo.get_article(a["id"]) for a in repo.iter_articles() if a["source"] != "seed"]
 
 
+def _follow_up_alert(config: Path, webhook: WebhookReceiver) -> str:
+    """Run the next cycle, which carries the follow-up: its alert, naming what it follows."""
+    assert main(["run", "--once", "--config", str(config)]) == 0
+    assert len(webhook.received) == 2
+    follow = str(webhook.received[1])
+    assert "cabinet approves" in follow and "Follows" in follow
+    return follow
+
+
 def test_three_outlets_one_alert_then_a_follow_up_names_it(
     outlets: Path, feed_server: HTTPServer, webhook: WebhookReceiver
 ) -> None:
@@ -83,11 +92,7 @@ def test_three_outlets_one_alert_then_a_follow_up_names_it(
 
     feed_server.routes["/o0"] = Response(200, atom([EVENT[0], FOLLOW_UP]),
                                          {"Content-Type": "application/atom+xml"})  # fmt: skip
-    assert main(["run", "--once", "--config", str(outlets)]) == 0
-    assert len(webhook.received) == 2
-    follow = str(webhook.received[1])
-    assert "cabinet approves" in follow and "Follows" in follow
-    assert "reciprocal access" in follow.lower()
+    assert "reciprocal access" in _follow_up_alert(outlets, webhook).lower()
 
 
 def test_a_follow_up_months_later_still_names_the_story_it_follows(
@@ -99,10 +104,7 @@ def test_a_follow_up_months_later_still_names_the_story_it_follows(
     months_later = replace(FOLLOW_UP, published=DAY + timedelta(days=70))
     feed_server.routes["/o1"] = Response(200, rss([EVENT[1], months_later]),
                                          {"Content-Type": "text/xml"})  # fmt: skip
-    assert main(["run", "--once", "--config", str(outlets)]) == 0
-    assert len(webhook.received) == 2
-    follow = str(webhook.received[1])
-    assert "cabinet approves" in follow and "Follows" in follow
+    _follow_up_alert(outlets, webhook)
     stored = {a["title"]: a for a in _articles(outlets)}
     follow_up = stored[FOLLOW_UP.title]
     assert follow_up["decision"] == "new" and "reported 70 days earlier" in follow_up["reason"]
