@@ -399,11 +399,11 @@ class Pipeline:
         with stats.timed("match"):
             if watch and decision.kind is not DecisionKind.DUPLICATE:
                 matches = self.matcher.match(art.title, art.body, art.source)
-            # Only a new story alerts: a re-report joins its story and alerts nobody (the
-            # story may predate any watchlist, like the seeds, or have alerted already).
-            if not backlog and decision.kind is DecisionKind.NEW:
-                if matches:
-                    decision = self._follows(art, fp, decision, stats)
+        # Only a new story alerts: a re-report joins its story and alerts nobody (the
+        # story may predate any watchlist, like the seeds, or have alerted already).
+        if not backlog and decision.kind is DecisionKind.NEW and matches:
+            decision = self._follows(art, fp, decision, stats)  # timed as dedupe
+            with stats.timed("match"):
                 alerts = self._alerts(art, decision, matches)
         return ArticleIntent(article=art, item_key=key or item_key(art), fingerprint=fp,
                              decision=decision, matches=tuple(matches), alerts=alerts,
