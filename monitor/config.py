@@ -358,8 +358,7 @@ def _poll(raw: Any, problems: _Problems) -> PollConfig:
         problems.add("poll.interval", f"must be at least {MIN_INTERVAL:g}s")
     if kwargs.get("timeout", out.timeout) <= 0:
         problems.add("poll.timeout", "must be positive")
-    unknown = set(raw) - {"interval", "timeout", "max_bytes", "jitter", "concurrency", "per_host",
-                          "parse_workers"}
+    unknown = set(raw) - set(PollConfig.__slots__)
     for key in sorted(unknown):
         problems.add(f"poll.{key}", "unknown key")
     return PollConfig(**{**{f: getattr(out, f) for f in out.__slots__}, **kwargs})
