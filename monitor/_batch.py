@@ -4,31 +4,40 @@ not be 20,000 candidate lookups).
 ::
 
     look up candidates   up to CHUNK articles in four statements    storage
-    for each, in order:
+    one transaction, for each article in order:
       add earlier ones   the chunk's articles stored before it      in memory
-      decide, store      as ``Pipeline.store`` (one transaction)    pure + storage
+      decide, write      as ``Pipeline.store``                      pure + storage
 
 The decisions are those of ``Pipeline.ingest`` one by one. The lookup
 (``Repository.get_candidates_batch``) treats the earlier articles of the chunk as stored
 already; each is then replaced by the candidate its stored row would read back as (its
 id and story known once stored), and story merges made by earlier articles are applied
-to the stories the lookup read. An article whose lookup counted on an earlier article
-that was not stored after all (another daemon had stored the item) is looked up alone.
+to the stories the lookup read.
+
+The chunk is written in one transaction (a commit per article cost as much as the
+writes). When another daemon stored one of its items meanwhile, or the database fails,
+the transaction writes nothing and the chunk's articles are ingested one by one instead.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from .errors import StorageError
+from ._prepare import item_key
 from .types import Article, BatchCandidates, Candidate, Fingerprint
 
 if TYPE_CHECKING:
-    from .pipeline import CycleStats, Pipeline
+    from .pipeline import CycleStats, Pipeline, Stored
 
 __all__ = ["CHUNK", "ingest_batch"]
+
+log = logging.getLogger("monitor.pipeline")
 
 # Articles looked up together: the lookup binds about 70 values per article (padded up
 # to twice that), under the 32,766 parameters of one SQLite statement.
@@ -58,22 +67,53 @@ def _chunk(p: Pipeline, items: Items, backlog: bool, now: datetime, stats: Cycle
     from .pipeline import CycleStats
 
     timer = stats if stats is not None else CycleStats()
+    keys = [key or item_key(art) for art, key, _ in items]
+    with timer.timed("store"):
+        stored = p.repo.get_stored_items([(art.source, key) for (art, _, _), key in
+                                          zip(items, keys, strict=True)])  # fmt: skip
+    if stored:  # by another daemon (a poll reads its own sources' stored items first)
+        new = [n for n, ((art, _, _), key) in enumerate(zip(items, keys, strict=True))
+               if (art.source, key) not in stored]  # fmt: skip
+        ids = dict(zip(new, _chunk(p, [items[n] for n in new], backlog, now, stats, watch),
+                       strict=True))  # fmt: skip
+        return [ids.get(n) for n in range(len(items))]
     with timer.timed("dedupe"):
         fps = [fp or dedupe.fingerprint(art) for art, _, fp in items]
         found = p.repo.get_candidates_batch([(fp, art.when) for (art, _, _), fp in
                                              zip(items, fps, strict=True)], dedupe.WINDOW,
                                             dedupe.CANDIDATE_LIMIT,
                                             per_term=dedupe.TERM_POSTINGS)  # fmt: skip
+    try:
+        done = _in_one_transaction(p, items, fps, found, backlog, now, timer, watch)
+    except StorageError as exc:
+        # Another daemon stored one of the items meanwhile, or the database failed: the
+        # chunk wrote nothing; each article is looked up, decided and stored on its own
+        # (retried there on a transient error).
+        log.info("batch.redo articles=%d reason=%s", len(items), exc)
+        return [p.ingest(art, backlog=backlog, now=now, key=key, stats=stats, watch=watch,
+                         fingerprint=fp) for (art, key, _), fp in zip(items, fps, strict=True)]
+    for one in done:
+        p.report(one, stats)
+    return [one.article_id for one in done]
+
+
+def _in_one_transaction(p: Pipeline, items: Items, fps: Sequence[Fingerprint],
+                        found: Sequence[BatchCandidates], backlog: bool, now: datetime,
+                        timer: CycleStats, watch: bool) -> list[Stored]:  # fmt: skip
+    """Decide and write the chunk's articles in order, in one transaction."""
     overlay = _Overlay(fps)
-    out: list[int | None] = []
-    for n, (art, key, _) in enumerate(items):
-        done = p.store(art, backlog=backlog, now=now, key=key, stats=stats, watch=watch,
-                       fingerprint=fps[n], candidates=overlay.candidates(n, found[n]))  # fmt: skip
-        cand = None
-        if done.article_id is not None and done.story_id is not None:
-            cand = p.repo.as_candidate(done.intent, done.article_id, done.story_id)
-        overlay.stored(n, cand, done.merged)
-        out.append(done.article_id)
+    out: list[Stored] = []
+    with p.repo.transaction():
+        for n, (art, key, _) in enumerate(items):
+            done = p.write(art, backlog=backlog, now=now, key=key, stats=timer, watch=watch,
+                           fingerprint=fps[n], candidates=overlay.candidates(n, found[n]))  # fmt: skip
+            if done.article_id is None or done.story_id is None:  # write() raises first
+                raise StorageError(f"{art.source}: article not stored")
+            overlay.stored(n, p.repo.as_candidate(done.intent, done.article_id, done.story_id),
+                           done.merged)  # fmt: skip
+            out.append(done)
+        committing = time.perf_counter()
+    timer.store_s += time.perf_counter() - committing
     return out
 
 
@@ -83,27 +123,20 @@ class _Overlay:
     def __init__(self, fps: Sequence[Fingerprint]) -> None:
         self.fps = fps
         self.earlier: dict[int, Candidate] = {}
-        self.missing: set[int] = set()  # positions not stored (already were)
         self.merged: dict[int, int] = {}  # story -> the story it was merged into
 
-    def stored(self, n: int, candidate: Candidate | None,
+    def stored(self, n: int, candidate: Candidate,
                merged: Sequence[tuple[int, int]]) -> None:  # fmt: skip
-        if candidate is None:
-            self.missing.add(n)
-        else:
-            self.earlier[n] = candidate
+        self.earlier[n] = candidate
         for keep, other in merged:
             keep, other = self._story(keep), self._story(other)
             if keep != other:
                 self.merged[other] = keep
 
-    def candidates(self, n: int, found: BatchCandidates) -> list[Candidate] | None:
-        """Article ``n``'s candidates, or None when it must be looked up alone."""
-        if any(_shared(self.fps[n], self.fps[i]) for i in self.missing):
-            # The lookup counted an article that is not stored: another daemon stored the
-            # item, which this article should see instead.
-            return None
-        cands = [*found.stored, *(self.earlier[i] for i in found.earlier if i in self.earlier)]
+    def candidates(self, n: int, found: BatchCandidates) -> list[Candidate]:
+        """Article ``n``'s candidates: the stored ones the lookup found and the earlier
+        articles of the chunk, each in the story it is in now."""
+        cands = [*found.stored, *(self.earlier[i] for i in found.earlier)]
         if not self.merged:
             return cands
         return [replace(c, story_id=self._story(c.story_id)) for c in cands]
@@ -114,9 +147,3 @@ class _Overlay:
                 break
             story_id = self.merged[story_id]
         return story_id
-
-
-def _shared(a: Fingerprint, b: Fingerprint) -> bool:
-    """Whether ``b`` could be among ``a``'s candidates, or change which are."""
-    return any(set(x).intersection(y) for x, y in
-               ((a.keys, b.keys), (a.bands, b.bands), (a.terms, b.terms)))  # fmt: skip

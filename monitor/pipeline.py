@@ -341,6 +341,21 @@ class Pipeline:
               candidates: Sequence[Candidate] | None = None) -> Stored:  # fmt: skip
         """``ingest`` with what was stored: ``candidates`` are the article's when looked up
         already (a batch), else they are looked up now."""
+        done = self.write(art, backlog=backlog, now=now, key=key, stats=stats, watch=watch,
+                          fingerprint=fingerprint, candidates=candidates)  # fmt: skip
+        self.report(done, stats)
+        return done
+
+    def write(self, art: Article, *, backlog: bool, now: datetime, key: str | None = None,
+              stats: CycleStats | None = None, watch: bool = True,
+              fingerprint: Fingerprint | None = None,
+              candidates: Sequence[Candidate] | None = None) -> Stored:  # fmt: skip
+        """``store`` without counting or logging the article (``report`` does, once its
+        transaction is committed).
+
+        Inside the repository's ``transaction`` an item another daemon stored meanwhile
+        raises ``ConcurrentWriteError`` for the caller to run the whole block again.
+        """
         timer = stats if stats is not None else CycleStats()
         intent = self._intent(art, backlog=backlog, key=key, watch=watch, stats=timer,
                               fp=fingerprint, candidates=candidates)  # fmt: skip
@@ -348,23 +363,32 @@ class Pipeline:
             with timer.timed("store"):
                 found = self.repo.add_article_story(intent, now)
         except ConcurrentWriteError:
+            if self.repo.in_transaction:  # its writes are part of the caller's
+                raise
             # Another daemon stored the same item (GUID, URL or text) from another source
             # after our candidates were read: decide again, now seeing it (a duplicate).
             intent = self._intent(art, backlog=backlog, key=key, watch=watch, stats=timer,
                                   fp=intent.fingerprint)  # fmt: skip
             with timer.timed("store"):
                 found = self.repo.add_article_story(intent, now)
-        decision, matches, alerts = intent.decision, intent.matches, intent.alerts
         if found is None:
             return Stored(intent, None, None, ())
         article_id, story_id = found
-        if stats is not None:
-            _count(stats, decision.kind, len(matches), len(alerts))
-        log.info("article.stored id=%s source=%s decision=%s level=%s score=%.2f matches=%d",
-                 article_id, art.source, decision.kind.value, decision.level,
-                 decision.score, len(matches))  # fmt: skip
-        merged = self._merge_fragments(decision.story_id, decision.merge_story_ids)
+        with timer.timed("store"):
+            merged = self._merge_fragments(intent.decision.story_id,
+                                           intent.decision.merge_story_ids)
         return Stored(intent, article_id, story_id, merged)
+
+    def report(self, done: Stored, stats: CycleStats | None) -> None:
+        """Count a stored article in ``stats`` and log it."""
+        if done.article_id is None:
+            return
+        decision, art = done.intent.decision, done.intent.article
+        if stats is not None:
+            _count(stats, decision.kind, len(done.intent.matches), len(done.intent.alerts))
+        log.info("article.stored id=%s source=%s decision=%s level=%s score=%.2f matches=%d",
+                 done.article_id, art.source, decision.kind.value, decision.level,
+                 decision.score, len(done.intent.matches))  # fmt: skip
 
     def _merge_fragments(self, story_id: int | None,
                          others: Sequence[int]) -> tuple[tuple[int, int], ...]:  # fmt: skip

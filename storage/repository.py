@@ -5,16 +5,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import heapq
-import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import groupby, islice
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Connection,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     union,
     union_all,
     update,
@@ -63,6 +65,8 @@ from ._engine import (
 __all__ = ["SQLRepository", "alert_payload"]
 
 log = logging.getLogger("monitor.storage")
+
+T = TypeVar("T")
 
 OWNER_MAX = 100  # length of the lease_owner columns
 # In a batch lookup's term ranking, the batch's own articles count with ids above every
@@ -113,14 +117,15 @@ def alert_payload(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@retry_transactions(skip=("as_candidate", "close", "hold_lock", "ping"))
+@retry_transactions(skip=("as_candidate", "close", "hold_lock", "ping", "transaction"))
 class SQLRepository:
     """Stores sources, articles, stories, matches and the outbox.
 
     Contract:
         - Every datetime in and out is UTC-aware; a naive one is refused. Text comes back
           as it went in, on both backends, less NUL and lone surrogates (``models``).
-        - Each public method is one transaction; ``add_article`` writes the article, its
+        - Each public method is one transaction (or part of the caller's, inside
+          ``transaction``); ``add_article`` writes the article, its
           dedupe index rows, its story, its matches and its outbox rows together or not
           at all. A transaction that fails on a transient error (server restart, dropped
           connection, deadlock) rolled back and is run again with backoff, for up to
@@ -140,6 +145,7 @@ class SQLRepository:
         self.dialect = self.engine.dialect.name
         self.retry_for = retry_for
         self._insert = insert_ignoring(self.dialect)
+        self._local = threading.local()  # the connection of this thread's ``transaction``
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -156,9 +162,39 @@ class SQLRepository:
     def close(self) -> None:
         self.engine.dispose()
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this thread's calls are part of a ``transaction`` block."""
+        return getattr(self._local, "conn", None) is not None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make this thread's calls in the block one transaction: committed when the block
+        ends, rolled back (nothing of it written) when it raises.
+
+        Calls inside are not retried on their own, and one that would have rolled back
+        its own transaction raises instead (``add_article`` finding its item stored
+        already raises ``ConcurrentWriteError``): the block is the unit to run again.
+        A nested block is part of the outer one.
+        """
+        if self.in_transaction:
+            yield
+            return
+        with self._tx() as conn:
+            self._local.conn, self._local.pending = conn, _PendingIndex()
+            try:
+                yield
+                self._flush_index(conn)
+            finally:
+                self._local.conn = self._local.pending = None
+
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
+        shared = getattr(self._local, "conn", None)
         try:
+            if shared is not None:
+                yield shared
+                return
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
@@ -328,6 +364,16 @@ class SQLRepository:
                 found.update(conn.execute(q).scalars())
         return found
 
+    def get_stored_items(self, items: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of ``items`` (source, item key) are stored (a query per 500 items)."""
+        a = m.articles.c
+        found: set[tuple[str, str]] = set()
+        with self._tx() as conn:
+            for chunk in _chunks(list(dict.fromkeys(items)), 500):
+                q = select(a.source, a.item_key).where(tuple_(a.source, a.item_key).in_(chunk))
+                found.update((r.source, r.item_key) for r in conn.execute(q))
+        return found
+
     def get_candidates(self, fp: Fingerprint, at: datetime, window: timedelta,
                        limit: int, *, per_term: int = 100) -> list[Candidate]:  # fmt: skip
         """Stored articles dedupe compares a new one with (``monitor.dedupe``'s contract).
@@ -350,6 +396,7 @@ class SQLRepository:
         if not params:
             return []
         with self._tx() as conn:  # one round trip
+            self._flush_index(conn)
             q = _candidates(bool(keys), bool(bands), len(terms))
             rows = conn.execute(q, params).all()
         return [_candidate(r) for r in rows]
@@ -379,6 +426,7 @@ class SQLRepository:
         rows = [(n, at - window, at, at + window) for n, (_, at) in enumerate(probes)]
         found: list[set[int]] = [set() for _ in probes]
         with self._tx() as conn:
+            self._flush_index(conn)
             for index, table in ((keys, m.article_keys), (bands, m.article_bands)):
                 holders: dict[str, list[int]] = {}
                 for n, vs in enumerate(index):
@@ -403,7 +451,7 @@ class SQLRepository:
         """The stored article of ``intent`` as ``get_candidates`` would read it back (text
         and fingerprint cleaned and through JSON), without reading it."""
         raw = _fp_to_json(intent.fingerprint)
-        fp = json.loads(json.dumps(m.CleanJSON().process_bind_param(raw, self.engine.dialect)))
+        fp = orjson.loads(orjson.dumps(m.CleanJSON().process_bind_param(raw, self.engine.dialect)))
         when = intent.article.when.astimezone(UTC)
         return Candidate(article_id=article_id, story_id=story_id, when=when,
                          title=m.clean_text(intent.article.title),
@@ -434,6 +482,9 @@ class SQLRepository:
             story_id = self._story_for(conn, intent, now)
             article_id = self._insert_article(conn, intent, story_id)
             if article_id is None:
+                if self.in_transaction:  # the caller's transaction holds more than this
+                    raise ConcurrentWriteError(
+                        f"{intent.article.source}: the item was stored concurrently")
                 conn.rollback()
                 return None
             if self._index(conn, article_id, intent) and (
@@ -486,10 +537,19 @@ class SQLRepository:
 
     def _index(self, conn: Connection, article_id: int, intent: ArticleIntent) -> bool:
         """Write the article's index rows. Returns whether one of its keys belongs to
-        another stored article."""
+        another stored article.
+
+        Inside ``transaction`` the rows are written together before the next read of
+        the index and at the end (``_flush_index``), which then checks the keys.
+        """
         fp, at = intent.fingerprint, intent.article.when
         taken = False
         keys = list(dict.fromkeys(_index_key(k) for k in fp.keys))
+        pending: _PendingIndex | None = getattr(self._local, "pending", None)
+        if pending is not None:
+            pending.add(article_id, keys, fp, at,
+                        checked=intent.decision.kind is not DecisionKind.DUPLICATE)
+            return False
         if keys:
             k = m.article_keys.c
             stored = set(conn.execute(self._insert(m.article_keys).values(
@@ -507,6 +567,32 @@ class SQLRepository:
                          [{"term": t[:200], "at": at, "article_id": article_id}
                           for t in dict.fromkeys(fp.terms)])  # fmt: skip
         return taken
+
+    def _flush_index(self, conn: Connection) -> None:
+        """Write the index rows ``transaction`` holds back: one statement per index.
+
+        Raises:
+            ConcurrentWriteError: a key of an article that is not a duplicate belongs to
+                another one (stored by another daemon since the candidates were read).
+        """
+        pending: _PendingIndex | None = getattr(self._local, "pending", None)
+        if not pending:
+            return
+        if pending.keys:
+            conn.execute(self._insert(m.article_keys), pending.keys)
+            k = m.article_keys.c
+            holders = select(k.key, k.article_id).join(m.articles, m.articles.c.id == k.article_id)
+            for chunk in _chunks(list(pending.checked), ROWS_PER_QUERY):
+                for key, holder in conn.execute(holders.where(k.key.in_(chunk))):
+                    if holder != pending.checked[key]:
+                        raise ConcurrentWriteError(
+                            f"article {pending.checked[key]}: an article with the same key "
+                            "was stored concurrently; decide again")  # fmt: skip
+        if pending.bands:
+            conn.execute(insert(m.article_bands), pending.bands)
+        if pending.terms:
+            conn.execute(insert(m.article_terms), pending.terms)
+        pending.clear()
 
     def get_article(self, article_id: int) -> dict[str, Any] | None:
         with self._tx() as conn:
@@ -741,6 +827,31 @@ class SQLRepository:
 
 
 @functools.lru_cache(maxsize=256)
+class _PendingIndex:
+    """Index rows of a ``transaction`` not written yet, and the keys to check."""
+
+    def __init__(self) -> None:
+        self.keys: list[dict[str, Any]] = []
+        self.bands: list[dict[str, Any]] = []
+        self.terms: list[dict[str, Any]] = []
+        self.checked: dict[str, int] = {}  # key -> the article it must belong to
+
+    def __bool__(self) -> bool:
+        return bool(self.keys or self.bands or self.terms)
+
+    def add(self, article_id: int, keys: Sequence[str], fp: Fingerprint, at: datetime, *,
+            checked: bool) -> None:  # fmt: skip
+        self.keys += [{"key": key, "article_id": article_id} for key in keys]
+        if checked:
+            self.checked.update(dict.fromkeys(keys, article_id))
+        self.bands += [{"band": b, "article_id": article_id} for b in fp.bands]
+        self.terms += [{"term": t[:200], "at": at, "article_id": article_id}
+                       for t in dict.fromkeys(fp.terms)]  # fmt: skip
+
+    def clear(self) -> None:
+        self.keys, self.bands, self.terms, self.checked = [], [], [], {}
+
+
 def _candidates(keys: bool, bands: bool, terms: int) -> Any:
     """The candidates' rows: those sharing a key (bound as ``keys``) or a band (``bands``),
     and those the level-3 lookup of ``terms`` terms finds (``_by_terms``)."""
@@ -998,7 +1109,7 @@ def _follow_merges(conn: Connection, story_id: int) -> int:
     return story_id
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
