@@ -119,6 +119,11 @@ def test_canonical_url_variants_collapse() -> None:
         ("non\u00a0breaking", "non breaking"),
         ("<script>alert(1)</script><style>p{}</style>kept", "kept"),
         ("<!-- comment -->text<!DOCTYPE html>", "text"),
+        ("<p>a<script>x<p>y</p></script>b</p><noscript><p>n</p></noscript>c", "ab c"),
+        ("<template><p>t</p></template>u<?php echo 1 ?>v<![CDATA[w]]>", "uv"),
+        ("<ruby>漢<rt>kan</rt><rp>(</rp></ruby>字", "漢字"),  # ruby readings are not text
+        ("<table><tr><td>a</td><td>b</td></tr></table>c<div>d<span>e</span></div>", "a b c de"),
+        ("\ufeff<p>bom</p>", "bom"),
         ('<?xml version="1.0"?><a>t</a>', "t"),
         ("nul\x00byte", "nulbyte"),
         ("lone\ud800surrogate", "lonesurrogate"),
