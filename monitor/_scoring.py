@@ -14,6 +14,7 @@ Everything here is a pure function of fingerprint data (``monitor.dedupe``).
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,15 +115,16 @@ def pair(
 
 def _pair_features(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, ...]:
     names = _cosine(a["names"], b["names"], a.get("names_norm"), b.get("names_norm"))
-    years_a, years_b = set(a["years"]), set(b["years"])
+    years_a, years_b = a["years"], b["years"]
+    year_shared = _overlap(years_a, years_b)
     return (
         _cosine(a["vec"], b["vec"], a.get("vec_norm"), b.get("vec_norm")),
         names,
         _jaccard(a["numbers"], b["numbers"]),
         _title_cosine(a, b),
-        float(bool(years_a and years_b and not years_a & years_b)),
-        float(bool(years_a & years_b)),
-        float(bool(set(a["dates"]) & set(b["dates"]))),
+        float(bool(years_a and years_b) and not year_shared),
+        float(year_shared),
+        float(_overlap(a["dates"], b["dates"])),
         _conflict(a["months"], b["months"]),
         _conflict(a["weekdays"], b["weekdays"]),
         float(not names and _rare_names(a) >= 2 and _rare_names(b) >= 2),
@@ -130,7 +132,7 @@ def _pair_features(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, .
 
 
 def _rare_names(data: Mapping[str, Any]) -> int:
-    return sum(w >= RARE_NAME_WEIGHT for w in data["names"].values())
+    return len([w for w in data["names"].values() if w >= RARE_NAME_WEIGHT])
 
 
 def story_probability(logits: Sequence[float], best_share: float) -> float:
@@ -192,7 +194,9 @@ def _as_written(shared: Sequence[str], data: Mapping[str, Any], n: int = 5) -> l
 
 
 def _dot(weights: Sequence[float], features: Sequence[float]) -> float:
-    return math.fsum(w * f for w, f in zip(weights, features, strict=True))
+    if len(weights) != len(features):
+        raise ValueError(f"{len(weights)} weights for {len(features)} features")
+    return math.fsum(map(operator.mul, weights, features))
 
 
 def _sigmoid(z: float) -> float:
@@ -203,7 +207,8 @@ def _sigmoid(z: float) -> float:
 
 def norm(v: Mapping[str, float]) -> float:
     """The Euclidean length of a weight vector (stored with it, to save time per pair)."""
-    return math.sqrt(math.fsum(w * w for w in v.values()))
+    weights = list(v.values())
+    return math.sqrt(math.fsum(map(operator.mul, weights, weights)))
 
 
 def _cosine(
@@ -212,12 +217,12 @@ def _cosine(
     norm_a: float | None = None,
     norm_b: float | None = None,
 ) -> float:
-    small, large = (a, b) if len(a) <= len(b) else (b, a)
-    products = [w * large[t] for t, w in small.items() if t in large]
-    if not products:
+    shared = a.keys() & b.keys()
+    if not shared:
         return 0.0
-    # fsum is exact, so the result does not depend on which side is iterated.
-    return min(1.0, math.fsum(products) / ((norm_a or norm(a)) * (norm_b or norm(b))))
+    # fsum is exact, so the result depends on neither the order of the terms nor the sides.
+    products = math.fsum([a[t] * b[t] for t in shared])
+    return min(1.0, products / ((norm_a or norm(a)) * (norm_b or norm(b))))
 
 
 def _shared(
@@ -230,16 +235,27 @@ def _shared(
     return tuple(t for t in ranked if t not in skip)[:SHARED_SHOWN]
 
 
+def _overlap(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    """Whether the two share a value."""
+    return bool(a and b) and not set(a).isdisjoint(b)
+
+
 def _conflict(a: Sequence[Any], b: Sequence[Any]) -> float:
-    return float(bool(a and b and not set(a) & set(b)))
+    """1.0 when both mention some, and none in common."""
+    return float(bool(a and b) and set(a).isdisjoint(b))
 
 
 def _jaccard(a: Sequence[str], b: Sequence[str]) -> float:
+    if not (a and b):
+        return 0.0
     sa, sb = set(a), set(b)
-    return len(sa & sb) / len(sa | sb) if sa and sb else 0.0
+    return len(sa & sb) / len(sa | sb)
 
 
 def _title_cosine(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
-    va = {t: w for t in a["title_terms"] if (w := a["vec"].get(t, 0.0))}
-    vb = {t: w for t in b["title_terms"] if (w := b["vec"].get(t, 0.0))}
-    return _cosine(va, vb) if va and vb else 0.0
+    vec_a, vec_b = a["vec"], b["vec"]
+    va = {t: w for t in a["title_terms"] if (w := vec_a.get(t, 0.0))}
+    if not va:
+        return 0.0
+    vb = {t: w for t in b["title_terms"] if (w := vec_b.get(t, 0.0))}
+    return _cosine(va, vb) if vb else 0.0
