@@ -7,9 +7,10 @@ import hashlib
 import heapq
 import logging
 import threading
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import groupby, islice
 from operator import itemgetter
@@ -73,6 +74,7 @@ OWNER_MAX = 100  # length of the lease_owner columns
 # stored one (``get_candidates_batch``): they are stored after it, in batch order.
 BATCH_IDS = 1 << 62
 ROWS_PER_QUERY = 2000  # ids bound in one IN list (old SQLite builds allow 32,766 in all)
+DECODED = 4000  # candidates kept decoded (about 15 kB each)
 SPLIT_BY_HAND = "split by hand from story"  # the reason of an article a hand split moved
 
 
@@ -146,6 +148,7 @@ class SQLRepository:
         self.retry_for = retry_for
         self._insert = insert_ignoring(self.dialect)
         self._local = threading.local()  # the connection of this thread's ``transaction``
+        self._decoded = _Decoded(DECODED)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -180,13 +183,18 @@ class SQLRepository:
         if self.in_transaction:
             yield
             return
-        with self._tx() as conn:
-            self._local.conn, self._local.pending = conn, _PendingIndex()
-            try:
-                yield
-                self._flush_index(conn)
-            finally:
-                self._local.conn = self._local.pending = None
+        pending = _PendingIndex()
+        try:
+            with self._tx() as conn:
+                self._local.conn, self._local.pending = conn, pending
+                try:
+                    yield
+                    self._flush_index(conn)
+                finally:
+                    self._local.conn = self._local.pending = None
+        except BaseException:
+            self._decoded.forget(pending.written)
+            raise
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -440,7 +448,7 @@ class SQLRepository:
                 for n, ranked in _rank_postings(postings, per_term, limit).items():
                     found[n].update(ranked)
             ids = sorted({i for f in found for i in f if i < BATCH_IDS})
-            stored = _candidate_rows(conn, ids)
+            stored = self._candidate_rows(conn, ids)
         _own_keys(keys, bands, found)
         return [BatchCandidates(
             stored=tuple(stored[i] for i in sorted(f) if i < BATCH_IDS and i in stored),
@@ -453,9 +461,32 @@ class SQLRepository:
         raw = _fp_to_json(intent.fingerprint)
         fp = orjson.loads(orjson.dumps(m.CleanJSON().process_bind_param(raw, self.engine.dialect)))
         when = intent.article.when.astimezone(UTC)
-        return Candidate(article_id=article_id, story_id=story_id, when=when,
-                         title=m.clean_text(intent.article.title),
-                         fingerprint=_fp_from_json(fp))  # fmt: skip
+        found = Candidate(article_id=article_id, story_id=story_id, when=when,
+                          title=m.clean_text(intent.article.title),
+                          fingerprint=_fp_from_json(fp))  # fmt: skip
+        self._decoded.put(found)
+        return found
+
+    def _candidate_rows(self, conn: Connection, ids: list[int]) -> dict[int, Candidate]:
+        """The stored articles ``ids`` as candidates, by id: those decoded lately read
+        only their story (and time, to tell a reused id)."""
+        a = m.articles.c
+        out: dict[int, Candidate] = {}
+        known = [i for i in ids if i in self._decoded]
+        for lo in range(0, len(known), ROWS_PER_QUERY):
+            q = select(a.id, a.story_id, a.at).where(a.id.in_(known[lo : lo + ROWS_PER_QUERY]))
+            for r in conn.execute(q):
+                hit = self._decoded.get(r.id, r.at)
+                if hit is not None:
+                    out[r.id] = hit if hit.story_id == r.story_id else replace(
+                        hit, story_id=r.story_id)  # fmt: skip
+        rest = [i for i in ids if i not in out]
+        for lo in range(0, len(rest), ROWS_PER_QUERY):
+            q = select(a.id, a.story_id, a.at, a.title, a.fingerprint).where(
+                a.id.in_(rest[lo : lo + ROWS_PER_QUERY]))  # fmt: skip
+            for r in conn.execute(q):
+                out[r.id] = self._decoded.put(_candidate(r))
+        return out
 
     def add_article(self, intent: ArticleIntent, now: datetime) -> int | None:
         """Store an article with its story, index rows, matches and outbox rows.
@@ -835,12 +866,14 @@ class _PendingIndex:
         self.bands: list[dict[str, Any]] = []
         self.terms: list[dict[str, Any]] = []
         self.checked: dict[str, int] = {}  # key -> the article it must belong to
+        self.written: list[int] = []  # every article of the transaction
 
     def __bool__(self) -> bool:
         return bool(self.keys or self.bands or self.terms)
 
     def add(self, article_id: int, keys: Sequence[str], fp: Fingerprint, at: datetime, *,
             checked: bool) -> None:  # fmt: skip
+        self.written.append(article_id)
         self.keys += [{"key": key, "article_id": article_id} for key in keys]
         if checked:
             self.checked.update(dict.fromkeys(keys, article_id))
@@ -1008,15 +1041,44 @@ def _rank_postings(postings: Sequence[Any], per: int, limit: int) -> dict[int, l
             for q, counts in found.items()}  # fmt: skip
 
 
-def _candidate_rows(conn: Connection, ids: list[int]) -> dict[int, Candidate]:
-    """The stored articles ``ids`` as candidates, by id."""
-    a = m.articles.c
-    out: dict[int, Candidate] = {}
-    for lo in range(0, len(ids), ROWS_PER_QUERY):
-        q = select(a.id, a.story_id, a.at, a.title, a.fingerprint).where(
-            a.id.in_(ids[lo : lo + ROWS_PER_QUERY]))  # fmt: skip
-        out.update((r.id, _candidate(r)) for r in conn.execute(q))
-    return out
+class _Decoded:
+    """Candidates whose stored fingerprint was decoded lately, by article id (the latest
+    ``size``): a poll's new articles are compared with the same stored ones again and
+    again, and decoding their JSON costs more than reading it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._by_id: OrderedDict[int, Candidate] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, article_id: int) -> bool:
+        return article_id in self._by_id
+
+    def get(self, article_id: int, when: datetime) -> Candidate | None:
+        """The candidate ``article_id``, unless the row read has another time (the id
+        was given to another article since)."""
+        with self._lock:
+            found = self._by_id.get(article_id)
+            if found is None or found.when != when:
+                self._by_id.pop(article_id, None)
+                return None
+            self._by_id.move_to_end(article_id)
+            return found
+
+    def put(self, candidate: Candidate) -> Candidate:
+        with self._lock:
+            self._by_id[candidate.article_id] = candidate
+            self._by_id.move_to_end(candidate.article_id)
+            while len(self._by_id) > self.size:
+                self._by_id.popitem(last=False)
+        return candidate
+
+    def forget(self, article_ids: Iterable[int]) -> None:
+        """Drop ``article_ids`` (written by a transaction that rolled back: SQLite gives
+        their ids to the next articles)."""
+        with self._lock:
+            for i in article_ids:
+                self._by_id.pop(i, None)
 
 
 def _candidate(row: Any) -> Candidate:
