@@ -145,7 +145,7 @@ def _open(config: Config, stack: ExitStack) -> Any:
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
-    from .app import open_runtime
+    from .app import open_runtime, tune_gc
     from .progress import due_sources, track_polls
 
     if not config.notifiers:
@@ -153,6 +153,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
                     "No notifier configured: alerts are printed to the console.")  # fmt: skip
     with ExitStack() as stack:
         rt = open_runtime(config, stack)
+        tune_gc()
         if args.once:
             with track_polls(due_sources(rt.repo, rt.clock(), all_enabled=True)):
                 stats = rt.pipeline.run_cycle(all_enabled=True)
