@@ -149,6 +149,15 @@ class SQLRepository:
         self._insert = insert_ignoring(self.dialect)
         self._local = threading.local()  # the connection of this thread's ``transaction``
         self._decoded = _Decoded(DECODED)
+        # An article's statements, built once: building them per article cost more than
+        # running them.
+        st = m.stories.c
+        greatest = func.max if self.dialect == "sqlite" else func.greatest
+        self._join_story = update(m.stories).where(st.id == bindparam("b_story")).values(
+            articles=st.articles + 1,
+            last_at=greatest(st.last_at, bindparam("b_when", type_=st.last_at.type)))  # fmt: skip
+        self._new_story = insert(m.stories).returning(st.id)
+        self._new_article = self._insert(m.articles).returning(m.articles.c.id)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -539,31 +548,26 @@ class SQLRepository:
     def _story_for(self, conn: Connection, intent: ArticleIntent, now: datetime) -> int:
         d, art = intent.decision, intent.article
         if d.story_id is not None:
-            st = m.stories.c
             story_id = _follow_merges(conn, d.story_id)
-            conn.execute(update(m.stories).where(st.id == story_id).values(
-                articles=st.articles + 1,
-                last_at=func.max(st.last_at, art.when) if self.dialect == "sqlite"
-                else func.greatest(st.last_at, art.when)))  # fmt: skip
+            conn.execute(self._join_story, {"b_story": story_id, "b_when": art.when})
             return story_id
-        return int(conn.execute(insert(m.stories).values(
-            title=art.title or art.body[:120], first_at=art.when, last_at=art.when, articles=1,
-            related_story_id=d.related_story_id, created_at=now,
-        ).returning(m.stories.c.id)).scalar_one())  # fmt: skip
+        return int(conn.execute(self._new_story, {
+            "title": art.title or art.body[:120], "first_at": art.when, "last_at": art.when,
+            "articles": 1, "related_story_id": d.related_story_id, "created_at": now,
+        }).scalar_one())  # fmt: skip
 
     def _insert_article(self, conn: Connection, intent: ArticleIntent,
                         story_id: int) -> int | None:  # fmt: skip
         art, d = intent.article, intent.decision
-        q = self._insert(m.articles).values(
-            source=art.source, item_key=intent.item_key, title=art.title, body=art.body,
-            url=art.url, link=art.link, guid=art.guid, author=art.author,
-            published=art.published, fetched=art.fetched, at=art.when, story_id=story_id,
-            fingerprint=_fp_to_json(intent.fingerprint), decision=d.kind.value,
-            level=d.level, score=d.score, reason=d.reason,
-            matched_article_id=d.article_id, related_story_id=d.related_story_id,
-            backlog=intent.backlog,
-        ).returning(m.articles.c.id)  # fmt: skip
-        found = conn.execute(q).scalar()
+        found = conn.execute(self._new_article, {
+            "source": art.source, "item_key": intent.item_key, "title": art.title,
+            "body": art.body, "url": art.url, "link": art.link, "guid": art.guid,
+            "author": art.author, "published": art.published, "fetched": art.fetched,
+            "at": art.when, "story_id": story_id, "fingerprint": _fp_to_json(intent.fingerprint),
+            "decision": d.kind.value, "level": d.level, "score": d.score, "reason": d.reason,
+            "matched_article_id": d.article_id, "related_story_id": d.related_story_id,
+            "backlog": intent.backlog,
+        }).scalar()  # fmt: skip
         return int(found) if found is not None else None
 
     def _index(self, conn: Connection, article_id: int, intent: ArticleIntent) -> bool:
@@ -1161,10 +1165,12 @@ def _split_by_hand(conn: Connection, *story_ids: int) -> bool:
     return conn.execute(q.limit(1)).first() is not None
 
 
+_MERGED_INTO = select(m.stories.c.merged_into).where(m.stories.c.id == bindparam("b_story"))
+
+
 def _follow_merges(conn: Connection, story_id: int) -> int:
     for _ in range(100):
-        nxt = conn.execute(select(m.stories.c.merged_into)
-                           .where(m.stories.c.id == story_id)).scalar()  # fmt: skip
+        nxt = conn.execute(_MERGED_INTO, {"b_story": story_id}).scalar()
         if nxt is None:
             return story_id
         story_id = nxt
