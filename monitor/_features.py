@@ -22,7 +22,7 @@ import operator
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -58,9 +58,11 @@ SIGNATURE_SIZE = 64
 
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _CJK_RUN = re.compile(f"[{_CJK}]+")
+_CJK_CHAR = re.compile(f"[{_CJK}]")
 _TOKEN = re.compile(
     rf"[{_CJK}]+|\d+(?:[.,]\d+)*(?:st|nd|rd|th)?\b|[^\W\d_]+(?:['’][^\W\d_]+)*",
 )
+_TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")  # gap, token, gap, token, ..., gap
 _ACRONYM = re.compile(r"\b[A-Z]\.(?: ?[A-Z]\.)+")
 _BREAK = re.compile(r"[.!?:;\n\"“”«»(\[—–|]")
 _JOINERS = frozenset((" ", "-", "‐", " - "))
@@ -90,13 +92,19 @@ _WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday"
 
 
 @dataclass(frozen=True, slots=True)
-class Token:
-    """One word of the text: lowercased form, surface form, and whether its case tells."""
+class Tokens:
+    """The words of one text, as parallel lists with one item per token: the lowercased
+    form, the surface form, whether its case tells nothing (at a sentence or title start,
+    or in an all-caps run), and whether only a space or hyphen came since the previous
+    token."""
 
-    term: str
-    surface: str
-    ambiguous: bool  # at a sentence or title start, or in an all-caps run
-    joined: bool = False  # only a space or hyphen since the previous token
+    terms: list[str]
+    surfaces: list[str]
+    ambiguous: list[bool]
+    joined: list[bool]
+
+    def __len__(self) -> int:
+        return len(self.terms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,38 +155,79 @@ def zipf(term: str, lang: str) -> float:
     return math.log10(freq) + 9.0 if freq else 0.0
 
 
-@lru_cache(maxsize=100_000)
 def weight(term: str, lang: str) -> float:
     """How much sharing ``term`` says: rare terms weigh most (see ``Z0``)."""
-    if _is_cjk(term):
-        known = zipf(term, lang)
-        if not known:
-            known = sum(zipf(c, lang) for c in term) / len(term) - 1.0
-        return max(0.0, min(MAX_WEIGHT, Z0 - known))
-    return max(0.0, min(MAX_WEIGHT, Z0 - zipf(term, lang)))
+    return weigher(lang)(term)
 
 
-def tokenize(text: str, *, headline: bool = False) -> list[Token]:
-    """Split ``text`` into tokens, marking those whose capital letter proves nothing."""
-    text = _ACRONYM.sub(lambda m: m.group().replace(".", "").replace(" ", ""), text)
-    shouting = _is_shouting(text)
-    out: list[Token] = []
-    last = 0
-    for match in _TOKEN.finditer(text):
-        surface = match.group()
-        gap = text[last : match.start()]
-        ambiguous = headline or shouting or not out or (gap != " " and bool(_BREAK.search(gap)))
-        last = match.end()
-        term = surface.casefold()
-        if term.endswith(("'s", "’s")):
-            term = term[:-2]
-        elif term[:1].isdigit() and term[-2:] in _ORDINALS:
-            term = term[:-2]
+@lru_cache(maxsize=8)
+def weigher(lang: str) -> Callable[[str], float]:
+    """``weight`` in one language as a function of the term alone: cached by the term,
+    the cheaper call in loops over terms."""
+
+    @lru_cache(maxsize=100_000)
+    def weigh(term: str) -> float:
         if _is_cjk(term):
-            out.extend(Token(g, g, True) for g in _bigrams(term))
+            known = zipf(term, lang)
+            if not known:
+                known = sum(zipf(c, lang) for c in term) / len(term) - 1.0
+            return max(0.0, min(MAX_WEIGHT, Z0 - known))
+        return max(0.0, min(MAX_WEIGHT, Z0 - zipf(term, lang)))
+
+    return weigh
+
+
+def tokenize(text: str, *, headline: bool = False) -> Tokens:
+    """Split ``text`` into tokens, marking those whose capital letter proves nothing."""
+    text = _ACRONYM.sub(_acronym, text)
+    parts = _TOKEN_SPLIT.split(text)
+    surfaces, gaps = parts[1::2], parts[:-1:2]
+    if not surfaces:
+        return Tokens([], [], [], [])
+    if headline or _is_shouting(text):
+        ambiguous = [True] * len(gaps)
+    else:
+        ambiguous = list(map(_breaks, gaps))
+        ambiguous[0] = True
+    joined = list(map(_JOINERS.__contains__, gaps))
+    terms = list(map(_term, surfaces))
+    if _CJK_CHAR.search(text) is None:
+        return Tokens(terms, surfaces, ambiguous, joined)
+    out = Tokens([], [], [], [])
+    for term, surface, amb, join in zip(terms, surfaces, ambiguous, joined, strict=True):
+        if _is_cjk(term):
+            grams = _bigrams(term)
+            out.terms.extend(grams)
+            out.surfaces.extend(grams)
+            out.ambiguous.extend([True] * len(grams))
+            out.joined.extend([False] * len(grams))
         else:
-            out.append(Token(term, surface, ambiguous, gap in _JOINERS))
+            out.terms.append(term)
+            out.surfaces.append(surface)
+            out.ambiguous.append(amb)
+            out.joined.append(join)
     return out
+
+
+def _acronym(match: re.Match[str]) -> str:
+    return match.group().replace(".", "").replace(" ", "")
+
+
+@lru_cache(maxsize=1024)
+def _breaks(gap: str) -> bool:
+    """Whether the text between two tokens ends a sentence or a clause."""
+    return gap != " " and bool(_BREAK.search(gap))
+
+
+@lru_cache(maxsize=200_000)
+def _term(surface: str) -> str:
+    """A token's term: casefolded, without a possessive 's or an ordinal suffix."""
+    term = surface.casefold()
+    if term.endswith(("'s", "’s")):
+        return term[:-2]
+    if term[:1].isdigit() and term[-2:] in _ORDINALS:
+        return term[:-2]
+    return term
 
 
 def _is_cjk(term: str) -> bool:
@@ -186,8 +235,18 @@ def _is_cjk(term: str) -> bool:
 
 
 def _is_shouting(text: str) -> bool:
-    letters = [c for c in text[:400] if c.isalpha()]
-    return len(letters) > 8 and sum(c.isupper() for c in letters) > 0.6 * len(letters)
+    head = text[:400]
+    if head.isascii():  # the same counts, by bytes.translate
+        raw = head.encode("ascii")
+        letters, upper = len(raw.translate(None, _NOT_ALPHA)), len(raw.translate(None, _NOT_UPPER))
+    else:
+        alpha = "".join(filter(str.isalpha, head))
+        letters, upper = len(alpha), sum(map(str.isupper, alpha))
+    return letters > 8 and upper > 0.6 * letters
+
+
+_NOT_ALPHA = bytes(c for c in range(128) if not chr(c).isalpha())
+_NOT_UPPER = bytes(c for c in range(128) if not (chr(c).isalpha() and chr(c).isupper()))
 
 
 def _bigrams(run: str) -> list[str]:
@@ -196,22 +255,34 @@ def _bigrams(run: str) -> list[str]:
     return [run[i : i + 2] for i in range(len(run) - 1)]
 
 
-def entity_terms(parts: Sequence[Sequence[Token]], lang: str) -> tuple[dict[str, float], list[str]]:
+def entity_terms(parts: Sequence[Tokens], lang: str) -> tuple[dict[str, float], list[str]]:
     """Capitalised names in the parts (title, body): weights, and the names as written."""
+    # Only a capitalised token can be a name: the rest are skipped (they end a run).
+    capitals = [[i for i, s in enumerate(part.surfaces) if s[:1].isupper()] for part in parts]
     mid_caps = {
-        t.term for part in parts for t in part if not t.ambiguous and _capitalised(t.surface)
+        part.terms[i]
+        for part, indexes in zip(parts, capitals, strict=True)
+        for i in indexes
+        if not part.ambiguous[i] and _capitalised(part.surfaces[i])
     }
+    weigh = weigher(lang)
     weights: dict[str, float] = {}
     shown: list[str] = []
-    for part in parts:
+    for part, indexes in zip(parts, capitals, strict=True):
         run: list[str] = []
-        for tok in (*part, None):
-            if run and (tok is None or not tok.joined or not _is_entity(tok, mid_caps, lang)):
+        last = -2
+        for i in indexes:
+            term, surface = part.terms[i], part.surfaces[i]
+            if not _is_entity(term, surface, part.ambiguous[i], mid_caps, lang):
+                continue
+            if run and (i != last + 1 or not part.joined[i]):
                 shown.append(" ".join(run))
                 run = []
-            if tok is not None and _is_entity(tok, mid_caps, lang):
-                weights[tok.term] = weight(tok.term, lang)
-                run.append(tok.surface)
+            weights[term] = weigh(term)
+            run.append(surface)
+            last = i
+        if run:
+            shown.append(" ".join(run))
     return weights, shown
 
 
@@ -219,33 +290,39 @@ def _capitalised(surface: str) -> bool:
     return surface[:1].isupper() and not surface.isdigit()
 
 
-def _is_entity(tok: Token, mid_caps: set[str], lang: str) -> bool:
-    if not tok.surface[:1].isupper() or tok.term in _MONTHS or tok.term in _WEEKDAYS:
+def _is_entity(term: str, surface: str, ambiguous: bool, mid_caps: set[str], lang: str) -> bool:
+    if not surface[:1].isupper() or term in _MONTHS or term in _WEEKDAYS:
         return False
-    if len(tok.term) < 2 or weight(tok.term, lang) < NAME_MIN_WEIGHT:
+    if len(term) < 2 or weight(term, lang) < NAME_MIN_WEIGHT:
         return False
-    if tok.surface.isupper() and len(tok.surface) > 1:
+    if surface.isupper() and len(surface) > 1:
         # Acronyms (NYPD, USFJ) are names; shouted common words (LARGE) are not.
-        return zipf(tok.term, lang) < 4.0
-    if not tok.ambiguous:
+        return zipf(term, lang) < 4.0
+    if not ambiguous:
         return True
-    return tok.term in mid_caps or zipf(tok.term, lang) < 3.5
+    return term in mid_caps or zipf(term, lang) < 3.5
 
 
-def numbers_in(tokens: Sequence[Token]) -> tuple[list[str], list[int], list[str]]:
-    """Significant numbers, years and month-day dates mentioned in the tokens."""
+def numbers_in(terms: Sequence[str]) -> tuple[list[str], list[int], list[str]]:
+    """Significant numbers, years and month-day dates mentioned in the terms."""
     numbers: list[str] = []
     years: list[int] = []
     dates: list[str] = []
-    terms = [t.term for t in tokens]
-    for i, term in enumerate(terms):
-        if term in _MONTHS and i + 1 < len(terms) and _day(terms[i + 1]):
-            dates.append(f"{_MONTHS[term]:02d}-{int(terms[i + 1]):02d}")
-        elif _day(term) and i + 1 < len(terms) and terms[i + 1] in _MONTHS:
-            dates.append(f"{_MONTHS[terms[i + 1]]:02d}-{int(term):02d}")
+    # Only numbers and month names start a mention: find them among the distinct terms.
+    wanted = {t for t in set(terms) if t[:1].isdigit() or t in _MONTHS}
+    if not wanted:
+        return numbers, years, dates
+    last = len(terms) - 1
+    for i in [i for i, term in enumerate(terms) if term in wanted]:
+        term = terms[i]
+        following = terms[i + 1] if i < last else ""
+        if term in _MONTHS and _day(following):
+            dates.append(f"{_MONTHS[term]:02d}-{int(following):02d}")
+        elif _day(term) and following in _MONTHS:
+            dates.append(f"{_MONTHS[following]:02d}-{int(term):02d}")
         if not term[:1].isdigit():
             continue
-        value = _number(term, terms[i + 1] if i + 1 < len(terms) else "")
+        value = _number(term, following)
         if value is None:
             continue
         if value.is_integer() and 1900 <= value <= 2100 and len(term) == 4:
@@ -255,12 +332,12 @@ def numbers_in(tokens: Sequence[Token]) -> tuple[list[str], list[int], list[str]
     return numbers, years, dates
 
 
-def _is_month(tok: Token) -> bool:
+def _is_month(term: str, surface: str, ambiguous: bool) -> bool:
     # "may" and "march" are verbs too; only the capitalised word away from a sentence
     # start, or a long month name, is taken as a month.
-    if tok.term not in _MONTHS or not tok.surface[:1].isupper():
+    if term not in _MONTHS or not surface[:1].isupper():
         return False
-    return len(tok.term) > 5 or not tok.ambiguous
+    return len(term) > 5 or not ambiguous
 
 
 def _day(term: str) -> bool:
@@ -275,38 +352,56 @@ def _number(term: str, following: str) -> float | None:
     return value * _SCALES.get(following, 1.0)
 
 
-def term_vector(title: Sequence[Token], body: Sequence[Token], lang: str) -> dict[str, float]:
-    """Sublinear tf × background rarity, title terms boosted, top ``MAX_TERMS`` kept."""
-    counts = Counter(t.term for t in body if _vector_term(t.term))
-    for term in {t.term for t in title if _vector_term(t.term)}:
-        counts[term] += TITLE_BOOST
+def term_vector(title: Sequence[str], body: Sequence[str], lang: str) -> dict[str, float]:
+    """Sublinear tf × background rarity, title terms boosted, top ``MAX_TERMS`` kept.
+
+    Args:
+        title: The title's terms.
+        body: The body's terms.
+        lang: The language of the weights.
+
+    Returns:
+        Term weights, heaviest first (``top_terms`` order).
+    """
+    counts = Counter(body)
+    for term in [t for t in counts if t[:1].isdigit() or t in _WEEKDAYS]:
+        del counts[term]
+    for term in set(title):
+        if _vector_term(term):
+            counts[term] += TITLE_BOOST
+    weigh = weigher(lang)
     weighted = {
         term: (1.0 + math.log(n)) * w
         for term, n in counts.items()
+        if (w := weigh(term)) > 0.0
         if len(term) > 1 or _is_cjk(term)
-        if (w := weight(term, lang)) > 0.0
     }
-    top = sorted(weighted.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS]
-    return dict(top)
+    return {term: weighted[term] for term in top_terms(weighted, MAX_TERMS)}
 
 
 def _vector_term(term: str) -> bool:
     return not term[:1].isdigit() and term not in _WEEKDAYS
 
 
+_BLAKE2B_8 = hashlib.blake2b(digest_size=8)
+
+
 def signature(terms: Sequence[str]) -> tuple[int, ...]:
     """One-permutation MinHash of word 3-shingles (empty when the text is too short)."""
     if len(terms) < SHINGLE + 2:
         return ()
-    bins: list[int | None] = [None] * SIGNATURE_SIZE
-    for i in range(len(terms) - SHINGLE + 1):
-        shingle = " ".join(terms[i : i + SHINGLE]).encode()
-        h = int.from_bytes(hashlib.blake2b(shingle, digest_size=8).digest(), "big")
+    empty = 1 << 32  # above every 32-bit value
+    bins = [empty] * SIGNATURE_SIZE
+    for shingle in map(" ".join, zip(*(terms[k:] for k in range(SHINGLE)), strict=False)):
+        hasher = _BLAKE2B_8.copy()  # cheaper than a new one, and the same digest
+        hasher.update(shingle.encode())
+        h = int.from_bytes(hasher.digest(), "big")
         slot, value = h % SIGNATURE_SIZE, (h >> 8) & 0xFFFFFFFF
-        current = bins[slot]
-        if current is None or value < current:
+        if value < bins[slot]:
             bins[slot] = value
-    return _densify(bins)
+    if empty not in bins:
+        return tuple(bins)
+    return _densify([None if v == empty else v for v in bins])
 
 
 def _densify(bins: list[int | None]) -> tuple[int, ...]:
@@ -338,23 +433,26 @@ def extract(title: str, body: str) -> Features:
     title_tokens = tokenize(title, headline=True)
     body_tokens = tokenize(body)
     entities, shown = entity_terms([title_tokens, body_tokens], lang)
-    tokens = [*title_tokens, *body_tokens]
-    numbers, years, dates = numbers_in(tokens)
-    shingled = [
-        t.term for t in (body_tokens if len(body_tokens) >= 20 else [*title_tokens, *body_tokens])
-    ]
+    terms = title_tokens.terms + body_tokens.terms
+    numbers, years, dates = numbers_in(terms)
+    months = {
+        _MONTHS[term]
+        for part in (title_tokens, body_tokens)
+        for term, surface, ambiguous in zip(part.terms, part.surfaces, part.ambiguous, strict=True)
+        if term in _MONTHS and _is_month(term, surface, ambiguous)
+    }
     return Features(
         lang=lang,
-        vector=term_vector(title_tokens, body_tokens, lang),
+        vector=term_vector(title_tokens.terms, body_tokens.terms, lang),
         entities=entities,
         shown=_distinct(shown, MAX_SHOWN),
         numbers=tuple(sorted(set(numbers))),
         years=tuple(sorted(set(years))),
         dates=tuple(sorted(set(dates))),
-        months=tuple(sorted({_MONTHS[t.term] for t in tokens if _is_month(t)})),
-        weekdays=tuple(sorted({t.term for t in tokens if t.term in _WEEKDAYS})),
-        title_terms=tuple(dict.fromkeys(t.term for t in title_tokens)),
-        signature=signature(shingled),
+        months=tuple(sorted(months)),
+        weekdays=tuple(sorted(_WEEKDAYS.intersection(terms))),
+        title_terms=tuple(dict.fromkeys(title_tokens.terms)),
+        signature=signature(body_tokens.terms if len(body_tokens) >= 20 else terms),
     )
 
 
@@ -368,4 +466,5 @@ def _distinct(names: Sequence[str], n: int) -> tuple[str, ...]:
 
 def top_terms(weights: dict[str, float], n: int) -> list[str]:
     """The ``n`` highest-weighted terms, ties by name (deterministic)."""
-    return [t for t, _ in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+    # Two stable sorts (by name, then by weight) cost less than one by (weight, name).
+    return sorted(sorted(weights), key=weights.__getitem__, reverse=True)[:n]

@@ -253,9 +253,11 @@ def _bands(signature: Sequence[int]) -> tuple[str, ...]:
 
 
 def _lookup_terms(feats: _features.Features) -> tuple[str, ...]:
+    weigh = _features.weigher(feats.lang)
+
     def rarer(weights: dict[str, float], least: float) -> list[str]:
         ranked = _features.top_terms(weights, len(weights))
-        return [t for t in ranked if _features.weight(t, feats.lang) > least]
+        return [t for t in ranked if weigh(t) > least]
 
     names = rarer(feats.entities, LOOKUP_NAME_WEIGHT)
     words = [t for t in rarer(feats.vector, LOOKUP_WORD_WEIGHT) if t not in feats.entities]
