@@ -253,6 +253,8 @@ def _jaccard(a: Sequence[str], b: Sequence[str]) -> float:
 
 
 def _title_cosine(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+    if set(a["title_terms"]).isdisjoint(b["title_terms"]):
+        return 0.0  # the weighted title vectors share no term either
     vec_a, vec_b = a["vec"], b["vec"]
     va = {t: w for t in a["title_terms"] if (w := vec_a.get(t, 0.0))}
     if not va:

@@ -313,9 +313,10 @@ _KEY_KINDS = {"guid": "feed GUID", "url": "canonical URL", "text": "title and te
 
 def _same_item(fp: Fingerprint, candidates: Sequence[Candidate]) -> Decision | None:
     kinds = list(_KEY_KINDS)
+    keys = set(fp.keys)
     best: tuple[int, int, str, Candidate] | None = None
     for cand in candidates:
-        for key in set(fp.keys).intersection(cand.fingerprint.keys):
+        for key in keys.intersection(cand.fingerprint.keys):
             kind = key.split(":", 1)[0]
             entry = (kinds.index(kind) if kind in kinds else len(kinds), cand.article_id, kind)
             if best is None or entry < best[:3]:
@@ -339,10 +340,12 @@ def _comparable(fp: Fingerprint, cand: Candidate) -> bool:
 
 def _same_text(fp: Fingerprint, candidates: Sequence[Candidate], t: Thresholds) -> Decision | None:
     best: tuple[float, Candidate] | None = None
+    signature = fp.data.get("sig") or ()
     for cand in candidates:
         if not _comparable(fp, cand):
             continue
-        sim = text_similarity(fp.data, cand.fingerprint.data)
+        # text_similarity(fp.data, cand.fingerprint.data), this side looked up once
+        sim = _features.signature_similarity(signature, cand.fingerprint.data.get("sig") or ())
         if sim >= t.same_text and (best is None or sim > best[0]):
             best = (sim, cand)
     if best is None:
@@ -384,11 +387,12 @@ def compare(
         is within ``window`` of the article's, by article id.
     """
     out = []
+    when, data, model = article.when, fp.data, thresholds.model
     for cand in sorted(candidates, key=lambda c: c.article_id):
-        if not _comparable(fp, cand) or abs(cand.when - article.when) > window:
+        if not _comparable(fp, cand) or abs(cand.when - when) > window:
             continue
-        hours = _hours_apart(article.when, fp.data, cand.when, cand.fingerprint.data)
-        out.append((cand, _scoring.pair(fp.data, cand.fingerprint.data, hours, thresholds.model)))
+        hours = _hours_apart(when, data, cand.when, cand.fingerprint.data)
+        out.append((cand, _scoring.pair(data, cand.fingerprint.data, hours, model)))
     return out
 
 
