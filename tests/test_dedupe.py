@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import storage
-from monitor import _scoring, dedupe
+from monitor import _features, _scoring, dedupe
 from monitor.config import Config, PollConfig
 from monitor.pipeline import Pipeline
 from monitor.types import Article, ArticleIntent, Candidate, Decision, DecisionKind, Fingerprint
@@ -703,6 +703,55 @@ def test_japanese_text_is_fingerprinted_by_character_bigrams() -> None:
     assert fp.data["lang"] == "ja"
     assert "在日" in fp.data["vec"] and "米軍" in fp.data["vec"]
     assert fp.bands and fp.terms
+
+
+def test_tokens_mark_what_a_capital_letter_proves() -> None:
+    tokens = _features.tokenize(
+        "Officials met Lloyd Austin. The U.S. Forces Japan's chief-of-staff"
+    )
+    assert tokens.terms == [
+        "officials", "met", "lloyd", "austin", "the", "us", "forces", "japan", "chief", "of",
+        "staff",
+    ]  # fmt: skip
+    # ambiguous: the first token and each one after a sentence break
+    ambiguous = [t for t, a in zip(tokens.terms, tokens.ambiguous, strict=True) if a]
+    assert ambiguous == ["officials", "the"]
+    assert tokens.joined == [False, True, True, True, False, *[True] * 6]  # not after "."
+    assert all(_features.tokenize("Lloyd Austin met", headline=True).ambiguous)
+    assert all(_features.tokenize("LLOYD AUSTIN MET IN TOKYO").ambiguous)
+
+
+def test_cjk_runs_become_bigram_tokens_among_words() -> None:
+    tokens = _features.tokenize("Tokyo 在日米軍 Austin")
+    assert tokens.terms == ["tokyo", "在日", "日米", "米軍", "austin"]
+    assert tokens.ambiguous == [True, True, True, True, False]
+    assert tokens.joined == [False, False, False, False, True]
+
+
+@pytest.mark.parametrize(
+    ("text", "shouting"),
+    [
+        ("BREAKING: QUAKE HITS TOKYO", True),
+        ("BREAKING: QUAKE HITS TÔKYÔ", True),  # counted by characters beyond ASCII too
+        ("Breaking: quake hits Tokyo", False),
+        ("Breaking: quake hits Tôkyô", False),
+        ("USFJ JFHQ", False),  # too few letters to tell
+    ],
+)
+def test_all_caps_text_is_shouting(text: str, shouting: bool) -> None:
+    assert _features._is_shouting(text) is shouting
+
+
+def test_top_terms_ties_go_by_name() -> None:
+    weights = {"beta": 1.5, "alpha": 1.5, "gamma": 3.0, "delta": 0.5}
+    assert _features.top_terms(weights, 3) == ["gamma", "alpha", "beta"]
+
+
+def test_a_short_text_still_fills_every_signature_bin() -> None:
+    signature = _features.signature("quake hits tokyo at dawn".split())
+    assert len(signature) == _features.SIGNATURE_SIZE
+    assert signature == _features.signature("quake hits tokyo at dawn".split())
+    assert _features.signature("too short".split()) == ()
 
 
 # -- properties ----------------------------------------------------------------------------
