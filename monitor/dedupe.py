@@ -246,25 +246,23 @@ def _bands(signature: Sequence[int]) -> tuple[str, ...]:
         return ()
     bands = []
     for i in range(BANDS):
-        rows = ",".join(str(v) for v in signature[i * ROWS : (i + 1) * ROWS])
+        rows = ",".join(map(str, signature[i * ROWS : (i + 1) * ROWS]))
         digest = hashlib.blake2b(rows.encode(), digest_size=8).hexdigest()
         bands.append(f"m{FINGERPRINT_VERSION}.{i}:{digest}")
     return tuple(bands)
 
 
 def _lookup_terms(feats: _features.Features) -> tuple[str, ...]:
+    # Names weigh what weight() says; the vector is ranked already (term_vector).
+    names = [t for t in _features.top_terms(feats.entities, len(feats.entities))
+             if feats.entities[t] > LOOKUP_NAME_WEIGHT]  # fmt: skip
     weigh = _features.weigher(feats.lang)
-
-    def rarer(weights: dict[str, float], least: float) -> list[str]:
-        ranked = _features.top_terms(weights, len(weights))
-        return [t for t in ranked if weigh(t) > least]
-
-    names = rarer(feats.entities, LOOKUP_NAME_WEIGHT)
-    words = [t for t in rarer(feats.vector, LOOKUP_WORD_WEIGHT) if t not in feats.entities]
+    vector = [(t, weigh(t)) for t in feats.vector]
+    words = [t for t, w in vector if w > LOOKUP_WORD_WEIGHT and t not in feats.entities]
     half = TERMS_PER_ARTICLE // 2
     terms = [*names[:half], *_lookup_numbers(feats.numbers), *words, *names[half:]]
     if len(terms) < LOOKUP_MIN_TERMS:
-        terms += rarer(feats.vector, LOOKUP_FILL_WEIGHT)
+        terms += [t for t, w in vector if w > LOOKUP_FILL_WEIGHT]
     return tuple(dict.fromkeys(terms))[:TERMS_PER_ARTICLE]
 
 
