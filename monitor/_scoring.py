@@ -162,10 +162,11 @@ def describe(p: Pair, data: Mapping[str, Any]) -> str:
         E.g. ``shared names Lloyd Austin, Tokyo; terms headquarters, joint``.
     """
     parts = []
-    if p.shared_names:
-        parts.append("shared names " + ", ".join(_as_written(p.shared_names, data)))
-    if p.shared_terms:
-        parts.append("terms " + ", ".join(p.shared_terms[:4]))
+    names, terms = p.shared_names, p.shared_terms
+    if names:
+        parts.append("shared names " + ", ".join(_as_written(names, data)))
+    if terms:
+        parts.append("terms " + ", ".join(terms[:4]))
     for feature, words in _TIME_CONFLICTS.items():
         if p.features[PAIR_FEATURES.index(feature)]:
             parts.append(words)
@@ -230,7 +231,7 @@ def _shared(
 ) -> tuple[str, ...]:
     """Terms in both, heaviest product first (ties by name), at most ``SHARED_SHOWN``
     besides those in ``skip``."""
-    products = {t: w * b[t] for t, w in a.items() if t in b}
+    products = {t: a[t] * b[t] for t in a.keys() & b.keys()}
     ranked = sorted(products, key=lambda t: (-products[t], t))
     return tuple(t for t in ranked if t not in skip)[:SHARED_SHOWN]
 

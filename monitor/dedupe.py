@@ -61,6 +61,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -133,6 +135,9 @@ FRAGMENT_MEMBERS = 2
 # it bounds the cost when many small stories resemble the article (no change on the dev
 # set, where 2 would do).
 FRAGMENT_CHECKS = 3
+# Level 2 compares this many signature rows first: most candidates share too few of them
+# to reach ``Thresholds.same_text`` whatever the rest hold, and are passed over.
+SIGNATURE_PREFIX = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,8 +347,10 @@ def _same_text(fp: Fingerprint, candidates: Sequence[Candidate], t: Thresholds) 
     for cand in candidates:
         if not _comparable(fp, cand):
             continue
-        # text_similarity(fp.data, cand.fingerprint.data), this side looked up once
-        sim = _features.signature_similarity(signature, cand.fingerprint.data.get("sig") or ())
+        other = cand.fingerprint.data.get("sig") or ()
+        if not _may_share(signature, other, t.same_text):
+            continue
+        sim = _features.signature_similarity(signature, other)  # text_similarity
         if sim >= t.same_text and (best is None or sim > best[0]):
             best = (sim, cand)
     if best is None:
@@ -360,6 +367,17 @@ def _same_text(fp: Fingerprint, candidates: Sequence[Candidate], t: Thresholds) 
         article_id=cand.article_id,
         story_id=cand.story_id,
     )
+
+
+def _may_share(a: Sequence[int], b: Sequence[int], least: float) -> bool:
+    """False when the two signatures cannot reach ``least`` similarity: judged on their
+    first ``SIGNATURE_PREFIX`` rows, as if every later row were equal."""
+    n = len(a)
+    if not n or len(b) != n:
+        return True  # signature_similarity says 0.0
+    prefix = min(SIGNATURE_PREFIX, n)
+    equal = sum(map(operator.eq, itertools.islice(a, prefix), b))
+    return (n - (prefix - equal)) / n >= least
 
 
 def compare(

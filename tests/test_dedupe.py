@@ -754,6 +754,19 @@ def test_a_short_text_still_fills_every_signature_bin() -> None:
     assert _features.signature("too short".split()) == ()
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 2**32 - 1), min_size=64, max_size=64),
+    st.lists(st.booleans() | st.just(True), min_size=64, max_size=64),
+    st.sampled_from([0.0, 0.3, 0.5, 0.7, 0.75, 0.9, 1.0]),
+)
+def test_the_signature_prefix_never_passes_over_a_copy(
+    a: list[int], kept: list[bool], least: float
+) -> None:
+    b = [v if keep else v + 1 for v, keep in zip(a, kept, strict=True)]
+    assert dedupe._may_share(a, b, least) or _features.signature_similarity(a, b) < least
+
+
 # -- properties ----------------------------------------------------------------------------
 
 _words = st.sampled_from(
