@@ -376,7 +376,7 @@ def _may_share(a: Sequence[int], b: Sequence[int], least: float) -> bool:
     if not n or len(b) != n:
         return True  # signature_similarity says 0.0
     prefix = min(SIGNATURE_PREFIX, n)
-    equal = sum(map(operator.eq, itertools.islice(a, prefix), b))
+    equal = int(sum(map(operator.eq, itertools.islice(a, prefix), b)))
     return (n - (prefix - equal)) / n >= least
 
 
