@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 
 from lxml import etree
@@ -37,6 +38,7 @@ _BLOCKS = frozenset(
 _SKIPPED = frozenset(("script", "style", "template", "noscript"))
 # Ruby annotations (the reading above a kanji, its fallback parentheses): not the text.
 _RUBY = frozenset(("rt", "rp"))
+_PARSERS = threading.local()  # .parser: this thread's (parser, target) for _html_text
 
 
 def strip_invalid(text: str) -> str:
@@ -83,11 +85,26 @@ def _html_text(markup: str) -> str:
     markup = _XML_DECL.sub("", markup)
     if markup[:1] == "\ufeff":  # as bs4 did (lxml bug 1948551)
         markup = markup[1:]
-    target = _TextTarget()
-    parser = etree.HTMLParser(target=target, recover=True)
-    parser.feed(markup)
-    parser.close()
+    parser, target = _text_parser()
+    target.reset()
+    try:
+        parser.feed(markup)
+        parser.close()
+    except BaseException:
+        del _PARSERS.parser  # never reuse a parser left in the middle of a document
+        raise
     return "".join(target.parts)
+
+
+def _text_parser() -> tuple[etree.HTMLParser, _TextTarget]:
+    """This thread's parser and its target (an lxml parser is not for two threads, and
+    building one, which inspects the target, costs several parses)."""
+    try:
+        pair: tuple[etree.HTMLParser, _TextTarget] = _PARSERS.parser
+    except AttributeError:
+        target = _TextTarget()
+        pair = _PARSERS.parser = (etree.HTMLParser(target=target, recover=True), target)
+    return pair
 
 
 class _TextTarget:
@@ -97,6 +114,11 @@ class _TextTarget:
         self.parts: list[str] = []
         self.skipped = 0  # depth inside an element of _SKIPPED
         self.ruby = 0  # depth of rt/rp elements around the text
+
+    def reset(self) -> None:
+        """Forget the last document."""
+        self.parts = []
+        self.skipped = self.ruby = 0
 
     def start(self, tag: str, attrib: object) -> None:
         if self.skipped or tag in _SKIPPED:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -136,6 +137,14 @@ def test_canonical_url_variants_collapse() -> None:
 )
 def test_clean_text(text: str, expected: str) -> None:
     assert clean_text(text) == expected
+
+
+def test_clean_text_is_not_carried_over_from_one_text_or_thread_to_another() -> None:
+    texts = ["<p>open <script>never closed", "<ruby>a<rt>b", "<p>Hello <b>world</b></p>"] * 40
+    expected = [clean_text(t) for t in texts]
+    assert expected[:3] == ["open", "a", "Hello world"]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(clean_text, texts)) == expected
 
 
 def _entry(**kw: object) -> Entry:
