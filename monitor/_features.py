@@ -219,7 +219,7 @@ def _breaks(gap: str) -> bool:
     return gap != " " and bool(_BREAK.search(gap))
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=100_000)
 def _term(surface: str) -> str:
     """A token's term: casefolded, without a possessive 's or an ordinal suffix."""
     term = surface.casefold()
