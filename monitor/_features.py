@@ -409,8 +409,11 @@ def _densify(bins: list[int | None]) -> tuple[int, ...]:
     # the distance, so two texts agree on it exactly when they agree on the lender.
     size = len(bins)
     out: list[int] = []
-    for i in range(size):
-        for step in range(size):
+    for i, own in enumerate(bins):
+        if own is not None:  # step 0: the value itself (values are 32-bit)
+            out.append(own)
+            continue
+        for step in range(1, size):
             value = bins[(i + step) % size]
             if value is not None:
                 out.append((value + step * 0x9E3779B1) & 0xFFFFFFFF)
