@@ -505,7 +505,7 @@ def cycles(run_one: Any, server: FeedServer, count: int = 3) -> list[Run]:
 
 
 def say(text: str = "", **kwargs: Any) -> None:
-    print(text, **kwargs)  # noqa: T201
+    print(text, **kwargs)
 
 
 def show(name: str, runs: list[Run], entries_total: int) -> None:

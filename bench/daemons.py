@@ -56,7 +56,7 @@ PHRASE = "joint force headquarters"
 
 
 def _out(line: str) -> None:
-    print(line, flush=True)  # noqa: T201
+    print(line, flush=True)
 
 
 # -- the feed server -------------------------------------------------------------------

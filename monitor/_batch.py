@@ -28,8 +28,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .errors import StorageError
 from ._prepare import item_key
+from .errors import StorageError
 from .types import Article, BatchCandidates, Candidate, Fingerprint
 
 if TYPE_CHECKING:
@@ -106,7 +106,8 @@ def _in_one_transaction(p: Pipeline, items: Items, fps: Sequence[Fingerprint],
     with p.repo.transaction():
         for n, (art, key, _) in enumerate(items):
             done = p.write(art, backlog=backlog, now=now, key=key, stats=timer, watch=watch,
-                           fingerprint=fps[n], candidates=overlay.candidates(n, found[n]))  # fmt: skip
+                           fingerprint=fps[n],
+                           candidates=overlay.candidates(n, found[n]))  # fmt: skip
             if done.article_id is None or done.story_id is None:  # write() raises first
                 raise StorageError(f"{art.source}: article not stored")
             overlay.stored(n, p.repo.as_candidate(done.intent, done.article_id, done.story_id),

@@ -19,8 +19,8 @@ from typing import Any
 from .config import Config
 from .errors import MonitorError
 
-__all__ = ["SEED_DATE", "Runtime", "lock_sqlite", "open_repository", "open_runtime", "tune_gc",
-           "rebuild_runtime"]
+__all__ = ["SEED_DATE", "Runtime", "lock_sqlite", "open_repository", "open_runtime",
+           "rebuild_runtime", "tune_gc"]
 
 log = logging.getLogger("monitor.app")
 
