@@ -491,10 +491,10 @@ class SQLRepository:
                         hit, story_id=r.story_id)  # fmt: skip
         rest = [i for i in ids if i not in out]
         for lo in range(0, len(rest), ROWS_PER_QUERY):
-            q = select(a.id, a.story_id, a.at, a.title, a.fingerprint).where(
+            full = select(a.id, a.story_id, a.at, a.title, a.fingerprint).where(
                 a.id.in_(rest[lo : lo + ROWS_PER_QUERY]))  # fmt: skip
-            for r in conn.execute(q):
-                out[r.id] = self._decoded.put(_candidate(r))
+            for row in conn.execute(full):
+                out[row.id] = self._decoded.put(_candidate(row))
         return out
 
     def add_article(self, intent: ArticleIntent, now: datetime) -> int | None:
