@@ -9,7 +9,7 @@
       nothing new          a poll outcome
       new entries          normalize + fingerprint      inline (or worker process)
     dedupe, match, store   candidates looked up per batch (``_batch``),  storage
-                           one transaction per article
+                           one transaction per batch
     poll outcomes          one transaction for the whole batch          storage
 
 At most ``PARSES_IN_FLIGHT`` parses are queued in the pool, so the preparation of new

@@ -12,7 +12,7 @@
                                 batch of a poll) + decide (pure)
     match                       every watchlist in one pass            pure
     store                       article + story + matches + outbox,    I/O
-                                one transaction per article
+                                one transaction per batch
     record polls                one transaction per batch              I/O
 
 The batch itself runs in ``monitor._poll`` and the pure steps in ``monitor._prepare``
