@@ -941,7 +941,7 @@ def _holding(conn: Connection, table: Any, values_: list[str]) -> list[Any]:
 
 def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, datetime]],
                     terms: list[list[str]], per: int) -> list[Any]:  # fmt: skip
-    """``(position, term, id, at)``: per article and term, the postings in the article's
+    """``(position, term number, id, at)``: per article and term, the postings in the article's
     window that may be among its ``per`` latest (``_rank_postings`` cuts them), by article
     and term, latest first.
 
@@ -1026,10 +1026,11 @@ def _postings_sql(dialect: Any, n_arts: int, n_pairs: int, per: int) -> tuple[st
                   name="batch_arts").data([
         (bound(f"q{i}", Integer()), bound(f"lo{i}", dt), bound(f"at{i}", dt), bound(f"hi{i}", dt))
         for i in range(n_arts)]).cte("batch_arts")  # fmt: skip
-    words = values(column("q", Integer()), column("term", tt), name="batch_terms").data([
-        (bound(f"tq{j}", Integer()), bound(f"tt{j}", tt)) for j in range(n_pairs)
-    ]).cte("batch_terms")  # fmt: skip
-    probe = (select(words.c.q, words.c.term, arts.c.low, arts.c.at, arts.c.high)
+    words = values(column("q", Integer()), column("j", Integer()), column("term", tt),
+                   name="batch_terms").data([
+        (bound(f"tq{j}", Integer()), literal_column(str(j), Integer()), bound(f"tt{j}", tt))
+        for j in range(n_pairs)]).cte("batch_terms")  # fmt: skip
+    probe = (select(words.c.q, words.c.j, words.c.term, arts.c.low, arts.c.at, arts.c.high)
              .join_from(words, arts, words.c.q == arts.c.q).cte("batch_probe"))  # fmt: skip
     x = m.article_terms.alias("nth")
     nth_latest = (select(x.c.at).where(x.c.term == probe.c.term, x.c.at >= probe.c.low,
@@ -1038,15 +1039,15 @@ def _postings_sql(dialect: Any, n_arts: int, n_pairs: int, per: int) -> tuple[st
                   .limit(literal_column("1", Integer()))
                   .offset(literal_column(str(int(per) - 1), Integer()))
                   .scalar_subquery())  # fmt: skip
-    cut = (select(probe.c.q, probe.c.term, probe.c.high,
+    cut = (select(probe.c.q, probe.c.j, probe.c.term, probe.c.high,
                   func.coalesce(nth_latest, probe.c.low).label("low"))
            .cte("batch_cut"))  # fmt: skip
-    stored = select(cut.c.q, cut.c.term, t.article_id, t.at).join_from(
+    stored = select(cut.c.q, cut.c.j, t.article_id, t.at).join_from(
         cut, m.article_terms, and_(t.term == cut.c.term, t.at >= cut.c.low,
                                    t.at <= cut.c.high))  # fmt: skip
     mine = probe.alias("batch_mine")
     base = literal_column(str(BATCH_IDS), BigInteger())
-    own = select(probe.c.q, probe.c.term, base + mine.c.q, mine.c.at).join_from(probe, mine, and_(
+    own = select(probe.c.q, probe.c.j, base + mine.c.q, mine.c.at).join_from(probe, mine, and_(
         mine.c.term == probe.c.term, mine.c.q < probe.c.q,
         mine.c.at >= probe.c.low, mine.c.at <= probe.c.high))  # fmt: skip
     compiled = union_all(stored, own).compile(dialect=dialect)
@@ -1061,13 +1062,17 @@ def _rank_postings(postings: Sequence[Any], per: int, limit: int) -> dict[int, l
     article's, so an article's latest posting time is the time of any of its postings.
     """
     found: dict[int, Counter[int]] = {}
-    when: dict[int, Any] = {}
     for (q, _), posts in groupby(postings, key=itemgetter(0, 1)):
-        top = list(islice(posts, per))
-        found.setdefault(q, Counter()).update(map(itemgetter(2), top))
-        when.update(zip(map(itemgetter(2), top), map(itemgetter(3), top), strict=True))
-    return {q: heapq.nlargest(limit, counts, key=lambda i: (counts[i], when[i], i))
-            for q, counts in found.items()}  # fmt: skip
+        found.setdefault(q, Counter()).update(map(itemgetter(2), islice(posts, per)))
+    when = dict(zip(map(itemgetter(2), postings), map(itemgetter(3), postings), strict=True))
+    out: dict[int, list[int]] = {}
+    for q, counts in found.items():
+        ids: Iterable[int] = counts
+        if len(counts) > limit:  # only those found by as many terms as the limit-th can rank
+            floor = heapq.nlargest(limit, counts.values())[-1]
+            ids = [i for i, c in counts.items() if c >= floor]
+        out[q] = heapq.nlargest(limit, ids, key=lambda i, c=counts: (c[i], when[i], i))
+    return out
 
 
 class _Decoded:
