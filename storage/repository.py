@@ -861,7 +861,6 @@ class SQLRepository:
         return [dict(r._mapping) for r in rows]
 
 
-@functools.lru_cache(maxsize=256)
 class _PendingIndex:
     """Index rows of a ``transaction`` not written yet, and the keys to check. Band and
     term rows are kept as the driver takes them (``_insert_rows``)."""
@@ -893,6 +892,7 @@ class _PendingIndex:
         self.keys, self.bands, self.terms, self.checked = [], [], [], {}
 
 
+@functools.lru_cache(maxsize=256)
 def _candidates(keys: bool, bands: bool, terms: int) -> Any:
     """The candidates' rows: those sharing a key (bound as ``keys``) or a band (``bands``),
     and those the level-3 lookup of ``terms`` terms finds (``_by_terms``)."""
