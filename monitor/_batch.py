@@ -101,7 +101,7 @@ def _in_one_transaction(p: Pipeline, items: Items, fps: Sequence[Fingerprint],
                         found: Sequence[BatchCandidates], backlog: bool, now: datetime,
                         timer: CycleStats, watch: bool) -> list[Stored]:  # fmt: skip
     """Decide and write the chunk's articles in order, in one transaction."""
-    overlay = _Overlay(fps)
+    overlay = _Overlay()
     out: list[Stored] = []
     with p.repo.transaction():
         for n, (art, key, _) in enumerate(items):
@@ -121,8 +121,7 @@ def _in_one_transaction(p: Pipeline, items: Items, fps: Sequence[Fingerprint],
 class _Overlay:
     """The chunk's articles stored so far, and the story merges they made."""
 
-    def __init__(self, fps: Sequence[Fingerprint]) -> None:
-        self.fps = fps
+    def __init__(self) -> None:
         self.earlier: dict[int, Candidate] = {}
         self.merged: dict[int, int] = {}  # story -> the story it was merged into
 
