@@ -16,6 +16,7 @@ always with ``poll.parse_workers: 0``); the results are the same either way.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -28,7 +29,7 @@ from typing import Any, TypeVar
 
 from monitor.types import Article, Entry, FeedState, Fetched, Fingerprint
 
-__all__ = ["Prepared", "Workers", "entry_key", "item_key", "parse_keyed", "prepare"]
+__all__ = ["Prepared", "Workers", "entry_key", "item_key", "parse_keyed", "prepare", "tune_gc"]
 
 T = TypeVar("T")
 Prepared = list[tuple[Article, Fingerprint | None]]
@@ -100,6 +101,21 @@ def prepare(entries: Sequence[Entry], now: datetime,
 
     out: Prepared = [(a, dedupe.fingerprint(a)) for a in articles]
     return out, normalized - start, time.perf_counter() - normalized
+
+
+# Allocations between young-generation collections (CPython's default is 700). A poll
+# cycle makes and keeps many small containers (articles, fingerprints, candidates); with
+# the default, the cyclic collector took a fifth of an all-new cycle.
+GC_YOUNG = 50_000
+
+
+def tune_gc() -> None:
+    """Collect cycles less often in a long-running process: what is loaded so far
+    (modules, word tables) is frozen out of every later collection, and the young
+    generation is collected after ``GC_YOUNG`` allocations. Memory is still freed by
+    reference counting as before; only garbage in cycles waits longer."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, 20, 20)
 
 
 class Workers:

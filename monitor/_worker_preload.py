@@ -3,13 +3,13 @@
 
 It loads the parsers, the normaliser and dedupe's word-frequency tables (about 30 MB):
 every worker forked from the server shares them instead of loading its own copy, out of
-the cyclic collector's way (``monitor.app.tune_gc``). Nothing else imports it.
+the cyclic collector's way (``monitor._prepare.tune_gc``). Nothing else imports it.
 """
 
 from __future__ import annotations
 
 from monitor import _features, dedupe, normalize, parse  # noqa: F401
-from monitor.app import tune_gc
+from monitor._prepare import tune_gc
 
 _features.extract("Preload the word tables.", "")
 tune_gc()

@@ -6,7 +6,6 @@ tests close them the same way, in reverse order.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -20,7 +19,7 @@ from .config import Config
 from .errors import MonitorError
 
 __all__ = ["SEED_DATE", "Runtime", "lock_sqlite", "open_repository", "open_runtime",
-           "rebuild_runtime", "tune_gc"]
+           "rebuild_runtime"]
 
 log = logging.getLogger("monitor.app")
 
@@ -36,21 +35,6 @@ class Runtime:
     fetcher: Any = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     notifiers: Mapping[str, Any] | None = None
-
-
-# Allocations between young-generation collections (CPython's default is 700). A poll
-# cycle makes and keeps many small containers (articles, fingerprints, candidates); with
-# the default, the cyclic collector took a fifth of an all-new cycle.
-GC_YOUNG = 50_000
-
-
-def tune_gc() -> None:
-    """Collect cycles less often in a long-running process: what is loaded so far
-    (modules, word tables) is frozen out of every later collection, and the young
-    generation is collected after ``GC_YOUNG`` allocations. Memory is still freed by
-    reference counting as before; only garbage in cycles waits longer."""
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG, 20, 20)
 
 
 def open_repository(config: Config, stack: ExitStack) -> Any:

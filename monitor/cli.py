@@ -145,7 +145,8 @@ def _open(config: Config, stack: ExitStack) -> Any:
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
-    from .app import open_runtime, tune_gc
+    from ._prepare import tune_gc
+    from .app import open_runtime
     from .progress import due_sources, track_polls
 
     if not config.notifiers:
