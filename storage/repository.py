@@ -527,11 +527,7 @@ class SQLRepository:
                         f"{intent.article.source}: the item was stored concurrently")
                 conn.rollback()
                 return None
-            if self._index(conn, article_id, intent) and (
-                    intent.decision.kind is not DecisionKind.DUPLICATE):  # fmt: skip
-                raise ConcurrentWriteError(
-                    f"{intent.article.source}: an article with the same key was stored "
-                    "concurrently; decide again")  # fmt: skip
+            self._index(conn, article_id, intent)
             for match in intent.matches:
                 conn.execute(insert(m.matches).values(
                     article_id=article_id, story_id=story_id, watchlist=match.watchlist,
@@ -570,47 +566,33 @@ class SQLRepository:
         }).scalar()  # fmt: skip
         return int(found) if found is not None else None
 
-    def _index(self, conn: Connection, article_id: int, intent: ArticleIntent) -> bool:
-        """Write the article's index rows. Returns whether one of its keys belongs to
-        another stored article.
+    def _index(self, conn: Connection, article_id: int, intent: ArticleIntent) -> None:
+        """Write the article's index rows (``_flush_index``); inside ``transaction`` they
+        are held back and written with the others before the next read of the index and
+        at the end.
 
-        Inside ``transaction`` the rows are written together before the next read of
-        the index and at the end (``_flush_index``), which then checks the keys.
+        Raises:
+            ConcurrentWriteError: when written now, as ``_flush_index``.
         """
-        fp, at = intent.fingerprint, intent.article.when
-        taken = False
+        fp = intent.fingerprint
         keys = list(dict.fromkeys(_index_key(k) for k in fp.keys))
-        pending: _PendingIndex | None = getattr(self._local, "pending", None)
-        if pending is not None:
-            pending.add(article_id, keys, fp, at,
-                        checked=intent.decision.kind is not DecisionKind.DUPLICATE)
-            return False
-        if keys:
-            k = m.article_keys.c
-            stored = set(conn.execute(self._insert(m.article_keys).values(
-                [{"key": key, "article_id": article_id} for key in keys]).returning(k.key),
-            ).scalars())  # fmt: skip
-            held = [key for key in keys if key not in stored]
-            other = select(k.article_id).join(m.articles, m.articles.c.id == k.article_id)
-            taken = bool(held) and conn.execute(other.where(
-                k.key.in_(held), k.article_id != article_id).limit(1)).first() is not None
-        if fp.bands:
-            conn.execute(insert(m.article_bands),
-                         [{"band": b, "article_id": article_id} for b in fp.bands])
-        if fp.terms:
-            conn.execute(insert(m.article_terms),
-                         [{"term": t[:200], "at": at, "article_id": article_id}
-                          for t in dict.fromkeys(fp.terms)])  # fmt: skip
-        return taken
+        held: _PendingIndex | None = getattr(self._local, "pending", None)
+        pending = held if held is not None else _PendingIndex(conn.dialect)
+        pending.add(article_id, keys, fp, intent.article.when,
+                    checked=intent.decision.kind is not DecisionKind.DUPLICATE)
+        if held is None:
+            self._flush_index(conn, pending)
 
-    def _flush_index(self, conn: Connection) -> None:
-        """Write the index rows ``transaction`` holds back: one statement per index.
+    def _flush_index(self, conn: Connection, pending: _PendingIndex | None = None) -> None:
+        """Write the index rows of ``pending`` (by default those ``transaction`` holds
+        back): one statement per index.
 
         Raises:
             ConcurrentWriteError: a key of an article that is not a duplicate belongs to
                 another one (stored by another daemon since the candidates were read).
         """
-        pending: _PendingIndex | None = getattr(self._local, "pending", None)
+        if pending is None:
+            pending = getattr(self._local, "pending", None)
         if not pending:
             return
         if pending.keys:
