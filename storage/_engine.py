@@ -100,8 +100,10 @@ def retry_transactions(*, skip: tuple[str, ...] = ()) -> Callable[[type[T]], typ
     """Class decorator: retry each public method (one transaction) on transient errors.
 
     The instance must have ``retry_for`` (seconds) and its methods must translate
-    database errors into ``StorageError`` chained from the SQLAlchemy error. Generator
-    methods and those named in ``skip`` are left as they are.
+    database errors into ``StorageError`` chained from the SQLAlchemy error. A call made
+    while the instance's ``in_transaction`` is true is part of the caller's transaction
+    and is not retried on its own. Generator methods and those named in ``skip`` are left
+    as they are.
     """
 
     def wrap(cls: type[T]) -> type[T]:
