@@ -16,11 +16,14 @@ loaded once per language. Everything here feeds ``monitor.dedupe``; nothing here
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import math
 import operator
 import re
 import unicodedata
+from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,9 +34,11 @@ import wordfreq
 __all__ = [
     "SIGNATURE_SIZE",
     "Features",
+    "ZipfTable",
     "extract",
     "normalised_text",
     "signature_similarity",
+    "zipf",
 ]
 
 # Terms with a Zipf frequency at or above Z0 ("the", "of", "and") weigh nothing; a word
@@ -143,16 +148,47 @@ def detect_lang(text: str) -> str:
     return "en"
 
 
+class ZipfTable:
+    """One language's wordfreq list in a few MB: its words sorted in one UTF-8 blob and
+    found by binary search. wordfreq's own table, a dict of 320,000 strings for English,
+    holds about 30 MB in every process that weighs a term; this one is looked up once per
+    distinct term (``zipf`` caches the answer)."""
+
+    def __init__(self, buckets: Sequence[Sequence[str]]) -> None:
+        # Bucket i holds the words of frequency 10 ** (-i / 100) (wordfreq's cBpack); a
+        # word listed twice keeps its last bucket, as wordfreq.get_frequency_dict does.
+        where = {w: i for i, bucket in enumerate(buckets) for w in bucket}
+        words = sorted(where)  # str order is code point order, the order of UTF-8 bytes
+        self._blob = "".join(words).encode()
+        self._ends = array("I", itertools.accumulate(len(w.encode()) for w in words))
+        self._index = array("H", map(where.__getitem__, words))
+        self._zipfs = [math.log10(wordfreq.cB_to_freq(-i)) + 9.0 for i in range(len(buckets))]
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def _word(self, n: int) -> bytes:
+        return self._blob[self._ends[n - 1] if n else 0 : self._ends[n]]
+
+    def get(self, term: str) -> float:
+        """The Zipf frequency of ``term`` (log10 per billion words); 0 when unlisted."""
+        key = term.encode()
+        n = bisect.bisect_left(range(len(self._ends)), key, key=self._word)
+        if n < len(self._ends) and self._word(n) == key:
+            return self._zipfs[self._index[n]]
+        return 0.0
+
+
 @lru_cache(maxsize=8)
-def _frequencies(lang: str) -> dict[str, float]:
-    return wordfreq.get_frequency_dict(lang)
+def _table(lang: str) -> ZipfTable:
+    # Read past wordfreq's own cache, which would keep the lists for the process's life.
+    return ZipfTable(wordfreq.get_frequency_list.__wrapped__(lang, "best"))
 
 
 @lru_cache(maxsize=100_000)
 def zipf(term: str, lang: str) -> float:
     """The term's Zipf frequency (log10 per billion words); 0 when unknown."""
-    freq = _frequencies(lang).get(term)
-    return math.log10(freq) + 9.0 if freq else 0.0
+    return _table(lang).get(term)
 
 
 def weight(term: str, lang: str) -> float:

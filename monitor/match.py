@@ -420,12 +420,12 @@ class _Compiler:
 
 def _rarity(words: str, prefix: bool) -> float:
     """Roughly how often ``words`` occur: to index each query by its rarest part."""
-    from wordfreq import word_frequency  # loads its tables on first use
+    from ._features import zipf  # loads its table on first use
 
     spaced = [w for w in words.split() if not is_unspaced(w[0])]
     if len(spaced) < len(words.split()):  # CJK: the longer, the rarer
         return 10.0 ** -(2 + len(words.replace(" ", "")))
-    guess = min(max(word_frequency(w, "en"), 1e-8) for w in spaced)
+    guess = min(max(10.0 ** (zipf(w.casefold(), "en") - 9.0), 1e-8) for w in spaced)
     return guess * 20 + 1e-5 if prefix else guess
 
 

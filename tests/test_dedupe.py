@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import random
 import string
 import sys
@@ -695,6 +696,26 @@ def test_a_short_item_still_gets_lookup_terms_but_no_stopwords() -> None:
 def test_fingerprint_data_survives_json() -> None:
     fp = dedupe.fingerprint(make_article(TOKYO_2PLUS2, SEED_DAY))
     assert json.loads(json.dumps(fp.data)) == fp.data
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_the_zipf_table_reads_what_wordfreq_reads(lang: str) -> None:
+    import wordfreq
+
+    table = {w: math.log10(f) + 9.0 for w, f in wordfreq.get_frequency_dict(lang).items()}
+    words = sorted(table)[:: max(1, len(table) // 3000)]
+    assert len(words) > 1000
+    assert [_features.zipf(w, lang) for w in words] == [table[w] for w in words]
+    assert _features.zipf("qzxvkw", lang) == 0.0
+    assert _features.zipf("", lang) == 0.0
+
+
+def test_a_zipf_table_keeps_a_words_last_bucket_as_wordfreq_does() -> None:
+    table = _features.ZipfTable([["of", "the"], ["tokyo"], ["kihara", "the"]])
+    assert len(table) == 4
+    assert table.get("the") == table.get("kihara") < table.get("tokyo") < table.get("of")
+    assert table.get("tokyo") == pytest.approx(9.0 - 0.01)
+    assert [table.get(w) for w in ("a", "zz", "tok", "tokyoo")] == [0.0] * 4
 
 
 def test_japanese_text_is_fingerprinted_by_character_bigrams() -> None:
