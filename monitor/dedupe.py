@@ -53,8 +53,9 @@ language at large, never common words. A term's postings in the window grow with
 store, so a common one ("said", "month") would make each lookup grow with it; the
 ``TERM_POSTINGS`` cap bounds what a name in the news every day ("Trump") costs.
 
-Each candidate carries its stored fingerprint (``data`` loaded back from JSON) and the
-story it belongs to now. The order of candidates does not matter.
+Each candidate carries its stored fingerprint's keys and ``data`` (loaded back from
+JSON; the signature may come as any sequence of ints) and the story it belongs to now.
+The order of candidates does not matter.
 """
 
 from __future__ import annotations

@@ -148,7 +148,11 @@ class Fingerprint:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A stored article that dedupe may compare against (storage → dedupe)."""
+    """A stored article that dedupe may compare against (storage → dedupe).
+
+    Its fingerprint holds what dedupe compares (keys, data, version); bands and terms,
+    which only storage's index reads, are left empty.
+    """
 
     article_id: int
     story_id: int

@@ -7,6 +7,7 @@ import hashlib
 import heapq
 import logging
 import threading
+from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -86,16 +87,6 @@ def _fp_to_json(fp: Fingerprint) -> dict[str, Any]:
         "data": fp.data,
         "version": fp.version,
     }
-
-
-def _fp_from_json(raw: dict[str, Any]) -> Fingerprint:
-    return Fingerprint(
-        keys=tuple(raw.get("keys", ())),
-        bands=tuple(raw.get("bands", ())),
-        terms=tuple(raw.get("terms", ())),
-        data=raw.get("data", {}),
-        version=raw.get("version", 1),
-    )
 
 
 def _alert_from_row(row: Any) -> Alert:
@@ -472,7 +463,7 @@ class SQLRepository:
         when = intent.article.when.astimezone(UTC)
         found = Candidate(article_id=article_id, story_id=story_id, when=when,
                           title=m.clean_text(intent.article.title),
-                          fingerprint=_fp_from_json(fp))  # fmt: skip
+                          fingerprint=_compared(fp))  # fmt: skip
         self._decoded.put(found)
         return found
 
@@ -1100,7 +1091,18 @@ class _Decoded:
 def _candidate(row: Any) -> Candidate:
     """A stored article's row (id, story_id, at, title, fingerprint) as a candidate."""
     return Candidate(article_id=row.id, story_id=row.story_id, when=row.at, title=row.title,
-                     fingerprint=_fp_from_json(row.fingerprint))  # fmt: skip
+                     fingerprint=_compared(row.fingerprint))  # fmt: skip
+
+
+def _compared(raw: dict[str, Any]) -> Fingerprint:
+    """The part of a stored fingerprint dedupe compares: keys and data, the signature as
+    an array (a fifth of a list of ints), without the bands and terms storage indexes.
+    Thousands of candidates stay decoded (``DECODED``): this halves what each holds."""
+    data = raw.get("data", {})
+    if isinstance(sig := data.get("sig"), list):
+        data["sig"] = array("Q", sig)
+    return Fingerprint(keys=tuple(raw.get("keys", ())), bands=(), terms=(), data=data,
+                       version=raw.get("version", 1))  # fmt: skip
 
 
 def _own_keys(keys: list[list[str]], bands: list[list[str]], found: list[set[int]]) -> None:
