@@ -13,4 +13,4 @@ __version__ = "0.1.0"
 # that client, and a poll cycle loads only what it uses (issue 9); a None entry makes
 # httpx's ``from ._main import main`` fail, which httpx handles by design.
 if "httpx" not in sys.modules:
-    sys.modules.setdefault("httpx._main", None)
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]

@@ -160,7 +160,7 @@ class ZipfTable:
         where = {w: i for i, bucket in enumerate(buckets) for w in bucket}
         words = sorted(where)  # str order is code point order, the order of UTF-8 bytes
         self._blob = "".join(words).encode()
-        self._ends = array("I", itertools.accumulate(len(w.encode()) for w in words))
+        self._ends = array("I", itertools.accumulate(map(len, map(str.encode, words))))
         self._index = array("H", map(where.__getitem__, words))
         self._zipfs = [math.log10(wordfreq.cB_to_freq(-i)) + 9.0 for i in range(len(buckets))]
 

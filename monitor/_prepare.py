@@ -155,12 +155,12 @@ class Workers:
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             if self.processes == 1:  # nothing to share: no fork server to keep beside it
-                context = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_preload)
+                spawn = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(1, mp_context=spawn, initializer=_preload)
             else:
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(["monitor._worker_preload"])
-                self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+                forkserver = multiprocessing.get_context("forkserver")
+                forkserver.set_forkserver_preload(["monitor._worker_preload"])
+                self._pool = ProcessPoolExecutor(self.processes, mp_context=forkserver)
         return self._pool
 
     def close(self) -> None:

@@ -425,7 +425,7 @@ def _rarity(words: str, prefix: bool) -> float:
     spaced = [w for w in words.split() if not is_unspaced(w[0])]
     if len(spaced) < len(words.split()):  # CJK: the longer, the rarer
         return 10.0 ** -(2 + len(words.replace(" ", "")))
-    guess = min(max(10.0 ** (zipf(w.casefold(), "en") - 9.0), 1e-8) for w in spaced)
+    guess: float = min(max(10.0 ** (zipf(w.casefold(), "en") - 9.0), 1e-8) for w in spaced)
     return guess * 20 + 1e-5 if prefix else guess
 
 

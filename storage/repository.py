@@ -75,7 +75,7 @@ OWNER_MAX = 100  # length of the lease_owner columns
 # stored one (``get_candidates_batch``): they are stored after it, in batch order.
 BATCH_IDS = 1 << 62
 ROWS_PER_QUERY = 2000  # ids bound in one IN list (old SQLite builds allow 32,766 in all)
-DECODED = 4000  # candidates kept decoded (about 15 kB each)
+DECODED = 4000  # candidates kept decoded (about 13 kB each, see _compared)
 SPLIT_BY_HAND = "split by hand from story"  # the reason of an article a hand split moved
 
 
@@ -1044,8 +1044,12 @@ def _rank_postings(postings: Sequence[Any], per: int, limit: int) -> dict[int, l
         if len(counts) > limit:  # only those found by as many terms as the limit-th can rank
             floor = heapq.nlargest(limit, counts.values())[-1]
             ids = [i for i, c in counts.items() if c >= floor]
-        out[q] = heapq.nlargest(limit, ids, key=lambda i, c=counts: (c[i], when[i], i))
+        out[q] = heapq.nlargest(limit, ids, key=functools.partial(_rank_key, counts, when))
     return out
+
+
+def _rank_key(counts: Counter[int], when: dict[int, Any], article_id: int) -> tuple[Any, ...]:
+    return counts[article_id], when[article_id], article_id
 
 
 class _Decoded:
