@@ -75,7 +75,7 @@ OWNER_MAX = 100  # length of the lease_owner columns
 # stored one (``get_candidates_batch``): they are stored after it, in batch order.
 BATCH_IDS = 1 << 62
 ROWS_PER_QUERY = 2000  # ids bound in one IN list (old SQLite builds allow 32,766 in all)
-DECODED = 4000  # candidates kept decoded (about 13 kB each, see _compared)
+DECODED = 3000  # candidates kept decoded (about 13 kB each, see _compared)
 SPLIT_BY_HAND = "split by hand from story"  # the reason of an article a hand split moved
 
 
