@@ -172,7 +172,7 @@ class ZipfTable:
 
     def get(self, term: str) -> float:
         """The Zipf frequency of ``term`` (log10 per billion words); 0 when unlisted."""
-        key = term.encode()
+        key = term.encode("utf-8", "surrogatepass")  # a lone surrogate is no listed word
         n = bisect.bisect_left(range(len(self._ends)), key, key=self._word)
         if n < len(self._ends) and self._word(n) == key:
             return self._zipfs[self._index[n]]

@@ -715,7 +715,7 @@ def test_a_zipf_table_keeps_a_words_last_bucket_as_wordfreq_does() -> None:
     assert len(table) == 4
     assert table.get("the") == table.get("kihara") < table.get("tokyo") < table.get("of")
     assert table.get("tokyo") == pytest.approx(9.0 - 0.01)
-    assert [table.get(w) for w in ("a", "zz", "tok", "tokyoo")] == [0.0] * 4
+    assert [table.get(w) for w in ("a", "zz", "tok", "tokyoo", "\udcff")] == [0.0] * 5
 
 
 def test_japanese_text_is_fingerprinted_by_character_bigrams() -> None:
