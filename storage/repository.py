@@ -458,7 +458,8 @@ class SQLRepository:
     def as_candidate(self, intent: ArticleIntent, article_id: int, story_id: int) -> Candidate:
         """The stored article of ``intent`` as ``get_candidates`` would read it back (text
         and fingerprint cleaned and through JSON), without reading it."""
-        raw = _fp_to_json(intent.fingerprint)
+        # Only what _compared keeps goes through the cleaning and JSON.
+        raw = _fp_to_json(replace(intent.fingerprint, bands=(), terms=()))
         fp = orjson.loads(orjson.dumps(m.CleanJSON().process_bind_param(raw, self.engine.dialect)))
         when = intent.article.when.astimezone(UTC)
         found = Candidate(article_id=article_id, story_id=story_id, when=when,
@@ -1101,7 +1102,8 @@ def _candidate(row: Any) -> Candidate:
 def _compared(raw: dict[str, Any]) -> Fingerprint:
     """The part of a stored fingerprint dedupe compares: keys and data, the signature as
     an array (a fifth of a list of ints), without the bands and terms storage indexes.
-    Thousands of candidates stay decoded (``DECODED``): this halves what each holds."""
+    Thousands of candidates stay decoded (``DECODED``): this takes each from about 18 kB
+    to 13 kB."""
     data = raw.get("data", {})
     if isinstance(sig := data.get("sig"), list):
         data["sig"] = array("Q", sig)
