@@ -9,7 +9,7 @@ removed on the way in, so what one backend keeps the other keeps too.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -35,6 +36,7 @@ __all__ = [
     "CleanJSON",
     "CleanString",
     "CleanText",
+    "IndexTime",
     "UTCDateTime",
     "article_bands",
     "article_keys",
@@ -76,6 +78,39 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
+class IndexTime(TypeDecorator[datetime]):
+    """A UTC time in an index row: an integer of microseconds since 1970 on SQLite, where a
+    ``DateTime`` is 26 characters of text (the term index is most of the database and of
+    the write work), and ``timestamp with time zone`` elsewhere (8 bytes already).
+    Comparisons and ordering are those of the times."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Integer())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass UTC-aware datetimes")
+        if dialect.name == "sqlite":
+            return (value - _EPOCH) // _MICROSECOND
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, int):
+            return _EPOCH + value * _MICROSECOND
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -219,18 +254,23 @@ article_bands = Table(
     metadata,
     Column("band", CleanString(64), nullable=False),
     Column("article_id", ID, nullable=False),
-    Index("ix_article_bands_band", "band"),
+    # The key is the only index: on SQLite the rows live in it (no rowid table beside).
+    PrimaryKeyConstraint("band", "article_id", name="pk_article_bands"),
+    sqlite_with_rowid=False,
 )
 
 article_terms = Table(
     "article_terms",
     metadata,
     Column("term", CleanString(200), nullable=False),
-    Column("at", UTCDateTime, nullable=False),
+    Column("at", IndexTime, nullable=False),
     Column("article_id", ID, nullable=False),
-    # Covers the article id: a level-3 lookup reads each term's latest postings in its
-    # window from the index alone and stops early (``SQLRepository.get_candidates``).
-    Index("ix_article_terms_term_at_article", "term", "at", "article_id"),
+    # The key covers the article id: a level-3 lookup reads each term's latest postings
+    # in its window from the key alone and stops early (``SQLRepository.get_candidates``).
+    # On SQLite the rows live in the key (no rowid table beside) and ``at`` is an integer:
+    # a third of the size, half the write work of a text time and a separate index.
+    PrimaryKeyConstraint("term", "at", "article_id", name="pk_article_terms"),
+    sqlite_with_rowid=False,
 )
 
 matches = Table(

@@ -860,7 +860,7 @@ class _PendingIndex:
             self.checked.update(dict.fromkeys(keys, article_id))
         band, term, at_ = self._band, self._term, self._at(at)
         self.bands += [(band(b), article_id) for b in fp.bands]
-        self.terms += [(term(t[:200]), at_, article_id) for t in dict.fromkeys(fp.terms)]
+        self.terms += [(term(t), at_, article_id) for t in dict.fromkeys(t[:200] for t in fp.terms)]
 
     def clear(self) -> None:
         self.keys, self.bands, self.terms, self.checked = [], [], [], {}
@@ -923,7 +923,7 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
     posting up (found by a scalar subquery that stops there), so each term reads about
     ``2 * per`` index entries whatever the store's size; the batch's earlier articles
     come with ids ``BATCH_IDS + position``. ``at`` is left as the database returns it
-    (text on SQLite, in one fixed-width format): it is only compared.
+    (an integer on SQLite, ``models.IndexTime``): it is only compared.
 
     The statement binds thousands of values. SQLAlchemy would spend longer compiling and
     binding them than the database spends running it, so it is compiled once per size

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -115,6 +116,54 @@ def test_migrations_reach_head_from_empty_and_every_earlier_revision(
                     == "yes"  # fmt: skip
     finally:
         engine.dispose()
+
+
+def test_migration_0005_keeps_index_rows_and_their_times(db_url: str) -> None:
+    from sqlalchemy import create_engine, select
+
+    from storage.schema import upgrade
+
+    engine = create_engine(db_url)
+    times = [datetime(2024, 7, 28, 9, 0, 0, 123456, tzinfo=UTC),
+             datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC)]  # fmt: skip
+    try:
+        assert upgrade(engine, "0004") == "0004"
+        with engine.begin() as conn:  # rows as 0004 wrote them: times as the DateTime type
+            for n, at in enumerate(times):
+                stored = at.replace(tzinfo=None) if engine.dialect.name == "sqlite" else at
+                conn.execute(text("INSERT INTO article_terms (term, at, article_id) "
+                                  "VALUES ('okinawa', :at, :id)"), {"at": stored, "id": n + 1})
+                conn.execute(text("INSERT INTO article_bands (band, article_id) "
+                                  "VALUES ('m1.0:ab', :id)"), {"id": n + 1})  # fmt: skip
+        upgrade(engine)
+        t, b = m.article_terms.c, m.article_bands.c
+        with engine.connect() as conn:
+            terms = conn.execute(select(t.term, t.at, t.article_id).order_by(t.at)).all()
+            assert [tuple(r) for r in terms] == [("okinawa", times[1], 2), ("okinawa", times[0], 1)]
+            assert conn.execute(select(t.article_id).where(t.at > times[1])).scalars().all() == [1]
+            bands = conn.execute(select(b.band, b.article_id).order_by(b.article_id)).all()
+            assert [tuple(r) for r in bands] == [("m1.0:ab", 1), ("m1.0:ab", 2)]
+        _downgrade(engine, "0004")  # and back
+        with engine.connect() as conn:
+            back = conn.execute(text("SELECT at FROM article_terms ORDER BY article_id")).all()
+            assert [m.UTCDateTime().process_result_value(
+                datetime.fromisoformat(r[0]) if isinstance(r[0], str) else r[0],
+                engine.dialect) for r in back] == times  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def _downgrade(engine: Any, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from storage.schema import MIGRATIONS
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
 
 
 def test_article_round_trip_keeps_text_and_utc(repo: SQLRepository) -> None:
