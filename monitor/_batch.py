@@ -1,5 +1,6 @@
-"""A poll's new articles decided as a batch (issue 3: a cycle of 20,000 new entries must
-not be 20,000 candidate lookups).
+"""New articles decided as a batch (issue 3: a cycle of 20,000 new entries must not be
+20,000 candidate lookups): one poll's, or those of the polls a cycle finished preparing
+together, in order.
 
 ::
 
@@ -26,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ._prepare import item_key
 from .errors import StorageError
@@ -35,7 +36,7 @@ from .types import Article, BatchCandidates, Candidate, Fingerprint
 if TYPE_CHECKING:
     from .pipeline import CycleStats, Pipeline, Stored
 
-__all__ = ["CHUNK", "ingest_batch"]
+__all__ = ["CHUNK", "Group", "ingest_batch", "ingest_groups"]
 
 log = logging.getLogger("monitor.pipeline")
 
@@ -47,6 +48,23 @@ CHUNK = 200
 Items = Sequence[tuple[Article, str | None, Fingerprint | None]]
 
 
+class Group(NamedTuple):
+    """One poll's new entries (article, item key, fingerprint or None), whether they are
+    its source's backlog, and the time of the poll."""
+
+    items: Items
+    backlog: bool
+    now: datetime
+
+
+class _Item(NamedTuple):
+    article: Article
+    key: str | None
+    fingerprint: Fingerprint | None
+    backlog: bool
+    now: datetime
+
+
 def ingest_batch(pipeline: Pipeline, items: Items, *, backlog: bool, now: datetime,
                  stats: CycleStats | None = None,
                  watch: bool = True) -> list[int | None]:  # fmt: skip
@@ -55,61 +73,80 @@ def ingest_batch(pipeline: Pipeline, items: Items, *, backlog: bool, now: dateti
     Returns:
         Each article's id, or None where the item was stored already.
     """
-    out: list[int | None] = []
-    for lo in range(0, len(items), CHUNK):
-        out += _chunk(pipeline, items[lo : lo + CHUNK], backlog, now, stats, watch)
+    return ingest_groups(pipeline, [Group(items, backlog, now)], stats=stats, watch=watch)[0]
+
+
+def ingest_groups(pipeline: Pipeline, groups: Sequence[Group], *,
+                  stats: CycleStats | None = None,
+                  watch: bool = True) -> list[list[int | None]]:  # fmt: skip
+    """``ingest_batch`` for several polls' entries, in order, as one stream of chunks: the
+    polls that a cycle finished preparing together are looked up and written together,
+    so many small feeds cost a few transactions, not one each.
+
+    Returns:
+        For each group, each article's id, or None where the item was stored already.
+    """
+    flat = [_Item(art, key, fp, g.backlog, g.now) for g in groups for art, key, fp in g.items]
+    ids: list[int | None] = []
+    for lo in range(0, len(flat), CHUNK):
+        ids += _chunk(pipeline, flat[lo : lo + CHUNK], stats, watch)
+    out, lo = [], 0
+    for g in groups:
+        out.append(ids[lo : lo + len(g.items)])
+        lo += len(g.items)
     return out
 
 
-def _chunk(p: Pipeline, items: Items, backlog: bool, now: datetime, stats: CycleStats | None,
+def _chunk(p: Pipeline, items: Sequence[_Item], stats: CycleStats | None,
            watch: bool) -> list[int | None]:  # fmt: skip
     from . import dedupe
     from .pipeline import CycleStats
 
     timer = stats if stats is not None else CycleStats()
-    keys = [key or item_key(art) for art, key, _ in items]
+    keys = [it.key or item_key(it.article) for it in items]
     with timer.timed("store"):
-        stored = p.repo.get_stored_items([(art.source, key) for (art, _, _), key in
+        stored = p.repo.get_stored_items([(it.article.source, key) for it, key in
                                           zip(items, keys, strict=True)])  # fmt: skip
     if stored:  # by another daemon (a poll reads its own sources' stored items first)
-        new = [n for n, ((art, _, _), key) in enumerate(zip(items, keys, strict=True))
-               if (art.source, key) not in stored]  # fmt: skip
-        ids = dict(zip(new, _chunk(p, [items[n] for n in new], backlog, now, stats, watch),
+        new = [n for n, (it, key) in enumerate(zip(items, keys, strict=True))
+               if (it.article.source, key) not in stored]  # fmt: skip
+        ids = dict(zip(new, _chunk(p, [items[n] for n in new], stats, watch),
                        strict=True))  # fmt: skip
         return [ids.get(n) for n in range(len(items))]
     with timer.timed("dedupe"):
-        fps = [fp or dedupe.fingerprint(art) for art, _, fp in items]
-        found = p.repo.get_candidates_batch([(fp, art.when) for (art, _, _), fp in
+        fps = [it.fingerprint or dedupe.fingerprint(it.article) for it in items]
+        found = p.repo.get_candidates_batch([(fp, it.article.when) for it, fp in
                                              zip(items, fps, strict=True)], dedupe.WINDOW,
                                             dedupe.CANDIDATE_LIMIT,
                                             per_term=dedupe.TERM_POSTINGS)  # fmt: skip
     try:
-        done = _in_one_transaction(p, items, fps, found, backlog, now, timer, watch)
+        done = _in_one_transaction(p, items, fps, found, timer, watch)
     except StorageError as exc:
         # Another daemon stored one of the items meanwhile, or the database failed: the
         # chunk wrote nothing; each article is looked up, decided and stored on its own
         # (retried there on a transient error).
         log.info("batch.redo articles=%d reason=%s", len(items), exc)
-        return [p.ingest(art, backlog=backlog, now=now, key=key, stats=stats, watch=watch,
-                         fingerprint=fp) for (art, key, _), fp in zip(items, fps, strict=True)]
+        return [p.ingest(it.article, backlog=it.backlog, now=it.now, key=it.key, stats=stats,
+                         watch=watch, fingerprint=fp)
+                for it, fp in zip(items, fps, strict=True)]  # fmt: skip
     for one in done:
         p.report(one, stats)
     return [one.article_id for one in done]
 
 
-def _in_one_transaction(p: Pipeline, items: Items, fps: Sequence[Fingerprint],
-                        found: Sequence[BatchCandidates], backlog: bool, now: datetime,
-                        timer: CycleStats, watch: bool) -> list[Stored]:  # fmt: skip
+def _in_one_transaction(p: Pipeline, items: Sequence[_Item], fps: Sequence[Fingerprint],
+                        found: Sequence[BatchCandidates], timer: CycleStats,
+                        watch: bool) -> list[Stored]:  # fmt: skip
     """Decide and write the chunk's articles in order, in one transaction."""
     overlay = _Overlay()
     out: list[Stored] = []
     with p.repo.transaction():
-        for n, (art, key, _) in enumerate(items):
-            done = p.write(art, backlog=backlog, now=now, key=key, stats=timer, watch=watch,
-                           fingerprint=fps[n],
+        for n, it in enumerate(items):
+            done = p.write(it.article, backlog=it.backlog, now=it.now, key=it.key, stats=timer,
+                           watch=watch, fingerprint=fps[n],
                            candidates=overlay.candidates(n, found[n]))  # fmt: skip
             if done.article_id is None or done.story_id is None:  # write() raises first
-                raise StorageError(f"{art.source}: article not stored")
+                raise StorageError(f"{it.article.source}: article not stored")
             overlay.stored(n, p.repo.as_candidate(done.intent, done.article_id, done.story_id),
                            done.merged)  # fmt: skip
             out.append(done)

@@ -8,8 +8,9 @@
     drop seen keys         one query per source                         storage
       nothing new          a poll outcome
       new entries          normalize + fingerprint      inline (or worker process)
-    dedupe, match, store   candidates looked up per batch (``_batch``),  storage
-                           one transaction per batch
+    dedupe, match, store   the polls prepared meanwhile together:        storage
+                           candidates looked up and articles written
+                           per chunk of articles (``_batch``)
     poll outcomes          one transaction for the whole batch          storage
 
 At most ``PARSES_IN_FLIGHT`` parses are queued in the pool, so the preparation of new
@@ -33,6 +34,7 @@ from .errors import FetchError, MonitorError, ParseError
 from .types import Entry, FeedState, Fetched, PollIntent, SourceState
 
 if TYPE_CHECKING:
+    from ._batch import Group
     from ._prepare import Workers
     from .pipeline import CycleStats, Pipeline
 
@@ -76,6 +78,7 @@ class BatchPoll:
         self.waiting: deque[_Poll] = deque()
         self.running: dict[Future[Any], tuple[Callable[[_Poll, Any], None], _Poll]] = {}
         self.parsing = 0  # parse jobs in self.running
+        self.ready: list[tuple[_Poll, Group]] = []  # prepared, to store (_ingest_ready)
 
     def run(self, answers: Iterator[tuple[FeedState, Fetched | FetchError]]) -> None:
         fetching = True
@@ -130,6 +133,7 @@ class BatchPoll:
                 then(poll, future.result())
             except Exception as exc:
                 self._fail(poll.source, exc, poll.now)
+        self._ingest_ready()
 
     def _parsed(self, poll: _Poll, result: tuple[list[tuple[str, Entry]], int, float]) -> None:
         from ._prepare import prepare
@@ -152,6 +156,7 @@ class BatchPoll:
         self.running[future] = (self._prepared, poll)
 
     def _prepared(self, poll: _Poll, result: tuple[list[Any], float, float]) -> None:
+        from ._batch import Group
         from .pipeline import with_full_text
 
         prepared, normalize_s, fingerprint_s = result
@@ -164,8 +169,30 @@ class BatchPoll:
         backlog = poll.source.first_success is None and not self.p.config.alert_backlog
         items = [(art, key, fp) for key, art, (_, fp) in
                  zip(poll.keys, articles, prepared, strict=True)]  # fmt: skip
-        ids = self.p.ingest_batch(items, backlog=backlog, now=poll.now, stats=self.stats)
-        self._succeed(poll, sum(i is not None for i in ids))
+        self.ready.append((poll, Group(items, backlog, poll.now)))
+
+    def _ingest_ready(self) -> None:
+        """Store the new entries of the polls prepared since the last call, together: when
+        the daemon is the bottleneck, several finish while it stores the previous ones."""
+        if not self.ready:
+            return
+        ready, self.ready = self.ready, []
+        if len(ready) > 1:
+            try:
+                found = self.p.ingest_groups([g for _, g in ready], stats=self.stats)
+            except Exception as exc:  # one source's entries must fail that source alone
+                log.info("batch.split polls=%d error=%s", len(ready), type(exc).__name__)
+            else:
+                for (poll, _), ids in zip(ready, found, strict=True):
+                    self._succeed(poll, sum(i is not None for i in ids))
+                return
+        for poll, group in ready:  # entries stored before a failure are not stored again
+            try:
+                ids = self.p.ingest_groups([group], stats=self.stats)[0]
+            except Exception as exc:
+                self._fail(poll.source, exc, poll.now)
+            else:
+                self._succeed(poll, sum(i is not None for i in ids))
 
     def _succeed(self, poll: _Poll, new: int) -> None:
         backlog = poll.source.first_success is None and not self.p.config.alert_backlog

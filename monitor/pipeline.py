@@ -55,6 +55,7 @@ from .types import (
 )
 
 if TYPE_CHECKING:
+    from ._batch import Group
     from ._prepare import Workers
 
 __all__ = ["CycleStats", "Pipeline", "Stored", "item_key", "redact_secrets"]
@@ -334,6 +335,14 @@ class Pipeline:
         from ._batch import ingest_batch
 
         return ingest_batch(self, items, backlog=backlog, now=now, stats=stats, watch=watch)
+
+    def ingest_groups(self, groups: Sequence[Group], *, stats: CycleStats | None = None,
+                      watch: bool = True) -> list[list[int | None]]:  # fmt: skip
+        """``ingest_batch`` for several polls' new entries (``monitor._batch.Group``), in
+        order, looked up and written together. Returns each group's ids."""
+        from ._batch import ingest_groups
+
+        return ingest_groups(self, groups, stats=stats, watch=watch)
 
     def store(self, art: Article, *, backlog: bool, now: datetime, key: str | None = None,
               stats: CycleStats | None = None, watch: bool = True,

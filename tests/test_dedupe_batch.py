@@ -3,6 +3,7 @@ by one, on SQLite and PostgreSQL, for a bounded number of candidate lookups per 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -153,6 +154,32 @@ def test_batch_decides_as_one_by_one(
     assert kinds == {"new", "duplicate", "rereport"} and one[-2] is None
     if per_term == 100:
         assert any("merges fragments" in r["reason"] for r in one if r)
+
+
+def test_polls_stored_together_decide_as_one_by_one(two_urls: tuple[str, str]) -> None:
+    # The polls a cycle prepared together go through one stream of chunks; each keeps
+    # its own backlog flag, and the decisions are those of its articles one by one.
+    articles = _batch_articles()
+    cuts = [0, 3, 4, 17, len(articles)]
+    groups = [_batch.Group([(a, None, None) for a in articles[lo:hi]], n % 2 == 0,
+                           SEED_DAY + timedelta(minutes=n))
+              for n, (lo, hi) in enumerate(itertools.pairwise(cuts))]  # fmt: skip
+    one = _run(two_urls[0], articles, batch=False)
+    repo = storage.make_repository(two_urls[1])
+    try:
+        pipeline = Pipeline(CONFIG, repo, clock=lambda: SEED_DAY)
+        _prestore(pipeline)
+        found = pipeline.ingest_groups(groups, watch=False)
+        assert [len(ids) for ids in found] == [len(g.items) for g in groups]
+        rows = [repo.get_article(i) if i is not None else None for ids in found for i in ids]
+        backlog = [r["backlog"] for ids, g in zip(found, groups, strict=True) for i in ids
+                   if i is not None and (r := repo.get_article(i))]  # fmt: skip
+        expected = [g.backlog for ids, g in zip(found, groups, strict=True) for i in ids
+                    if i is not None]  # fmt: skip
+    finally:
+        repo.close()
+    assert _in_order([{c: r[c] for c in COLUMNS} if r else None for r in rows]) == one
+    assert backlog == expected and set(expected) == {True, False}
 
 
 def test_a_batch_costs_a_bounded_number_of_candidate_lookups(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ not prepared again, poll outcomes are written together."""
 from __future__ import annotations
 
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,69 @@ def test_a_reload_keeps_the_worker_processes(tmp_path: Path, clock: Clock) -> No
         config.write_text(config.read_text() + "poll: {parse_workers: 0}\n")
         other = rebuild_runtime(again, load_config(config), stack)
         assert other.pipeline.workers() is not workers
+
+
+def test_polls_prepared_together_are_stored_together_and_fail_alone(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    # Three polls finished preparing while the daemon was storing: they are stored as one
+    # stream. When that fails on one source's entries (a storage fault injected here, as a
+    # bug would raise), each poll is stored on its own: that source fails, the others not.
+    from monitor._poll import BatchPoll, _Poll
+    from monitor._prepare import prepare
+    from monitor.pipeline import CycleStats
+    from monitor.types import Entry, Fetched
+
+    names = [f"feed {i}" for i in range(3)]
+    config = write_config(tmp_path / "m.yaml", watchlists=[], poll={"parse_workers": 0},
+                          feeds=[{"name": n, "url": f"http://127.0.0.1:9/{i}"}
+                                 for i, n in enumerate(names)])  # fmt: skip
+    with ExitStack() as stack:
+        rt = open_runtime(load_config(config), stack, clock=clock)
+        p, repo = rt.pipeline, rt.repo
+        sources = {s.name: s for s in repo.claim_sources(clock(), "test", timedelta(minutes=5),
+                                                        all_enabled=True)}  # fmt: skip
+        store = repo.add_article_story
+        groups: list[int] = []
+        ingest_groups = p.ingest_groups
+
+        def counted(groups_: Any, **kwargs: Any) -> Any:
+            groups.append(len(groups_))
+            return ingest_groups(groups_, **kwargs)
+
+        monkeypatch.setattr(p, "ingest_groups", counted)
+
+        def run(broken: str | None) -> list[tuple[str, bool, int]]:
+            def storing(intent: Any, now: Any) -> Any:
+                if intent.article.source == broken:
+                    raise RuntimeError("injected storage fault")
+                return store(intent, now)
+
+            monkeypatch.setattr(repo, "add_article_story", storing)
+            stats = CycleStats()
+            batch = BatchPoll(p, sources, stats, p.workers)
+            for i, name in enumerate(names):
+                items = story_items(3, seed=i + (10 if broken else 0),
+                                    site=f"https://s{i}.example")  # fmt: skip
+                entries = [Entry(source=name, guid=None, link=it.link, title=it.title,
+                                 summary=it.body, published=it.published)
+                           for it in items]  # fmt: skip
+                poll = _Poll(sources[name], p._feed_state(sources[name]),
+                             Fetched(url=sources[name].url, status=200), clock())  # fmt: skip
+                poll.keys = tuple(f"k{i}-{n}-{broken}" for n in range(len(entries)))
+                batch._prepared(poll, prepare(entries, clock(), True))
+            batch._ingest_ready()
+            return [(i.source, i.ok, i.new_entries) for i in batch.polls]
+
+        with caplog.at_level("INFO", logger="monitor.pipeline"):
+            assert run(None) == [(n, True, 3) for n in names]
+            assert groups == [3]
+            assert run("feed 1") == [("feed 0", True, 3), ("feed 1", False, 0),
+                                     ("feed 2", True, 3)]  # fmt: skip
+        assert groups == [3, 3, 1, 1, 1]  # together, then each on its own
+        stored = {a["source"] for a in repo.iter_articles()}
+        assert len(list(repo.iter_articles())) == 2 + 3 * 3 + 2 * 3  # seeds, then all but one
+    assert stored == {"seed", "feed 0", "feed 1", "feed 2"}
+    assert any("batch.split polls=3 error=RuntimeError" in r.getMessage() for r in caplog.records)
+    assert any("poll.crashed source=feed 1" in r.getMessage() for r in caplog.records)
