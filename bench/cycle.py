@@ -19,6 +19,8 @@ cycles as whole processes:
 Printed per cycle: wall and CPU seconds, entries/s, peak RSS of the largest process and
 peak PSS of the whole process tree (sampled; it counts worker processes too), and for
 the monitor the seconds per stage from its ``cycle.done`` and ``deliver.done`` lines.
+Then how well the monitor's stories match the events the corpus was generated from
+(pairs precision and recall), so a faster cycle is seen not to decide worse.
 
 The same cycles run with reader's ``update_feeds(workers=4, scheduled=False)`` (every
 feed, as ``run --once`` polls every source) when its benchmark venv exists
@@ -30,7 +32,8 @@ feed, as ``run --once`` polls every source) when its benchmark venv exists
 reader is never a dependency of this project; without that venv the comparison is
 skipped with a message. The monitor runs as this venv's ``monitor`` command; to measure
 one commit while the tree is being edited, run from a ``git worktree`` with PYTHONPATH
-set to it. ``--serve DIR`` only serves a corpus and writes its config, for profiling.
+set to it. ``--serve DIR`` only serves a corpus and writes its config (and
+``events.json``, the event of each item's link), for profiling.
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ class Item:
     paragraphs: list[str]
     published: datetime
     long: bool  # has content:encoded / Atom content
+    event: int  # the event it reports (an index into Corpus.events): its true story
 
 
 @dataclass
@@ -146,7 +150,8 @@ class Corpus:
                 feed.items.append(self._item(feed, k))
         self._syndicate()
         for feed in self.rng.sample(self.feeds, max(1, n // 10)):
-            feed.extra = self._item(feed, 10_000, event=self._event(fresh=True))
+            self.events.append(self._event(fresh=True))
+            feed.extra = self._item(feed, 10_000, event=len(self.events) - 1)
         self.changed = False
 
     def _name(self) -> str:
@@ -172,18 +177,20 @@ class Corpus:
         rng.shuffle(words)
         return _upper_first(" ".join(words)) + "."
 
-    def _item(self, feed: Feed, k: int, event: Event | None = None) -> Item:
+    def _item(self, feed: Feed, k: int, event: int | None = None) -> Item:
         rng = self.rng
         # A few events get many reports (Zipf-like): other outlets' write-ups of one story.
-        event = event or self.events[min(int(rng.paretovariate(1.2)) - 1, len(self.events) - 1)
-                                     if rng.random() < 0.15 else rng.randrange(len(self.events))]
+        if event is None:
+            event = (min(int(rng.paretovariate(1.2)) - 1, len(self.events) - 1)
+                     if rng.random() < 0.15 else rng.randrange(len(self.events)))  # fmt: skip
+        number, event = event, self.events[event]
         title = _upper_first(" ".join([rng.choice(event.names), *rng.sample(event.words, 3),
                                        *rng.sample(self.vocab, 4), *event.topics[:1]]))
         long = rng.random() < 0.25
         paragraphs = [" ".join(self._sentence(event) for _ in range(rng.randint(2, 4)))
                       for _ in range(rng.randint(4, 8) if long else rng.randint(1, 3))]
         return Item(guid=f"f{feed.index}-{k}", link=f"https://site{feed.index}.example/n/{k}",
-                    title=title, paragraphs=paragraphs, long=long,
+                    title=title, paragraphs=paragraphs, long=long, event=number,
                     published=event.when + timedelta(minutes=rng.randint(0, 600)))  # fmt: skip
 
     def _syndicate(self) -> None:
@@ -196,7 +203,12 @@ class Corpus:
                     other.items.append(Item(f"f{other.index}-{k}",
                                             f"https://site{other.index}.example/n/{k}",
                                             item.title, item.paragraphs, item.published,
-                                            item.long))  # fmt: skip
+                                            item.long, item.event))  # fmt: skip
+
+    def events_by_link(self) -> dict[str, int]:
+        """The event each item's link reports, new entries of cycle 3 included."""
+        items = [it for f in self.feeds for it in [*f.items, *([f.extra] if f.extra else [])]]
+        return {it.link: it.event for it in items}
 
     def document(self, feed: Feed) -> bytes:
         items = ([feed.extra] if self.changed and feed.extra else []) + feed.items
@@ -488,6 +500,29 @@ def run_reader(python: str, workdir: Path, server: FeedServer) -> Run:
 
 # -- report ---------------------------------------------------------------------------
 
+
+def story_scores(db: Path, events: dict[str, int]) -> str:
+    """Pairs precision and recall of the stored stories against the corpus's events: what
+    a speed-up must not trade away (an article and a syndicated copy of it are one pair of
+    the same event, as two outlets' write-ups are)."""
+    import sqlite3
+    from collections import Counter
+    from contextlib import closing
+
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT link, story_id FROM articles WHERE link IS NOT NULL")
+        labelled = [(events[link], story) for link, story in rows if link in events]
+
+    def pairs(counts: Counter[Any]) -> int:
+        return sum(n * (n - 1) // 2 for n in counts.values())
+
+    both = pairs(Counter(labelled))
+    gold, found = pairs(Counter(e for e, _ in labelled)), pairs(Counter(s for _, s in labelled))
+    p, r = both / found if found else 1.0, both / gold if gold else 1.0
+    return (f"stories vs the corpus's events ({len(labelled)} articles): pairs precision "
+            f"{p:.3f} recall {r:.3f} F1 {2 * p * r / (p + r) if p + r else 0.0:.3f}")
+
+
 CYCLES = ("all new", "unchanged", "10% changed")
 STAGES = ("fetch", "parse", "normalize", "dedupe", "match", "store", "notify")
 
@@ -527,6 +562,7 @@ def serve(n: int, folder: Path, workers: int | None) -> None:
     server = FeedServer(Corpus(n))
     folder.mkdir(parents=True, exist_ok=True)
     write_config(folder / "monitor.yaml", server, folder / "monitor.db", workers)
+    (folder / "events.json").write_text(json.dumps(server.corpus.events_by_link()))
     say(f"serving {n} feeds; config {folder / 'monitor.yaml'}; 'changed' on stdin "
           "toggles the new entries", flush=True)  # fmt: skip
     try:
@@ -580,6 +616,7 @@ def main() -> None:
                     args.cycles)  # fmt: skip
             for name, runs in results.items():
                 show(name, runs, total)
+            say(f"  {story_scores(workdir / 'monitor.db', corpus.events_by_link())}")
             if "reader" in results and args.cycles == 3:
                 m, r = results["monitor"], results["reader"]
                 say(f"  monitor/reader: all-new entries/s x{r[0].wall / m[0].wall:.2f}, "
