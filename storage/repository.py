@@ -1034,13 +1034,16 @@ def _rank_postings(postings: Sequence[Any], per: int, limit: int) -> dict[int, l
 
     ``postings`` come by article and term, latest first; a posting's time is its
     article's, so an article's latest posting time is the time of any of its postings.
+    One article's counts are held at a time (a chunk's postings run to hundreds of
+    thousands).
     """
-    found: dict[int, Counter[int]] = {}
-    for (q, _), posts in groupby(postings, key=itemgetter(0, 1)):
-        found.setdefault(q, Counter()).update(map(itemgetter(2), islice(posts, per)))
-    when = dict(zip(map(itemgetter(2), postings), map(itemgetter(3), postings), strict=True))
     out: dict[int, list[int]] = {}
-    for q, counts in found.items():
+    for q, posts in groupby(postings, key=itemgetter(0)):
+        rows = list(posts)
+        counts: Counter[int] = Counter()
+        for _, term_posts in groupby(rows, key=itemgetter(1)):
+            counts.update(map(itemgetter(2), islice(term_posts, per)))
+        when = dict(zip(map(itemgetter(2), rows), map(itemgetter(3), rows), strict=True))
         ids: Iterable[int] = counts
         if len(counts) > limit:  # only those found by as many terms as the limit-th can rank
             floor = heapq.nlargest(limit, counts.values())[-1]
