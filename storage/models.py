@@ -80,8 +80,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class IndexTime(TypeDecorator[datetime]):
     """A UTC time in an index row: an integer of microseconds since 1970 on SQLite, where a
-    ``DateTime`` is 26 characters of text (the term index is most of the database and of
-    the write work), and ``timestamp with time zone`` elsewhere (8 bytes already).
+    ``DateTime`` is 26 characters of text (the term index is the largest index and much
+    of the write work), and ``timestamp with time zone`` elsewhere (8 bytes already).
     Comparisons and ordering are those of the times."""
 
     impl = DateTime(timezone=True)
@@ -268,7 +268,7 @@ article_terms = Table(
     # The key covers the article id: a level-3 lookup reads each term's latest postings
     # in its window from the key alone and stops early (``SQLRepository.get_candidates``).
     # On SQLite the rows live in the key (no rowid table beside) and ``at`` is an integer:
-    # a third of the size, half the write work of a text time and a separate index.
+    # a fifth of the size, half the write work of a text time and a separate index.
     PrimaryKeyConstraint("term", "at", "article_id", name="pk_article_terms"),
     sqlite_with_rowid=False,
 )
