@@ -1,0 +1,281 @@
+"""Candidate lookup in SQL: ``monitor.dedupe``'s retrieval contract for one article
+(``_candidates``) or a batch of them (``_holding``, ``_batch_postings``,
+``_rank_postings``), and the stored candidates as dedupe compares them (``_compared``,
+kept decoded by ``_Decoded``). ``SQLRepository.get_candidates`` and
+``get_candidates_batch`` run them.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import threading
+from array import array
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from itertools import groupby, islice
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    and_,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    select,
+    union,
+    union_all,
+    values,
+)
+
+from monitor.types import Candidate, Fingerprint
+
+from . import models as m
+
+# In a batch lookup's term ranking, the batch's own articles count with ids above every
+# stored one (``get_candidates_batch``): they are stored after it, in batch order.
+BATCH_IDS = 1 << 62
+ROWS_PER_QUERY = 2000  # ids bound in one IN list (old SQLite builds allow 32,766 in all)
+
+
+@functools.lru_cache(maxsize=256)
+def _candidates(keys: bool, bands: bool, terms: int) -> Any:
+    """The candidates' rows: those sharing a key (bound as ``keys``) or a band (``bands``),
+    and those the level-3 lookup of ``terms`` terms finds (``_by_terms``)."""
+    k, b, a = m.article_keys.c, m.article_bands.c, m.articles.c
+    found = []
+    if keys:
+        found.append(select(k.article_id).where(k.key.in_(bindparam("keys", expanding=True))))
+    if bands:
+        found.append(select(b.article_id).where(b.band.in_(bindparam("bands", expanding=True))))
+    if terms:
+        found.append(select(_by_terms(terms).subquery().c.article_id))
+    ids = union(*found).subquery()
+    return select(a.id, a.story_id, a.at, a.title, a.fingerprint).where(
+        a.id.in_(select(ids.c.article_id)))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=64)
+def _by_terms(n: int) -> Any:
+    """The level-3 lookup for ``n`` terms (bound as ``t0`` …): each term's latest ``per``
+    postings in ``[low, high]`` (an index range scan that stops early), then the ``limit``
+    articles found by most terms. Built once per ``n``: building it costs more than
+    running it."""
+    t = m.article_terms.c
+    postings = [select(t.article_id, t.at)
+                .where(t.term == bindparam(f"t{i}"), t.at >= bindparam("low"),
+                       t.at <= bindparam("high"))
+                .order_by(t.at.desc(), t.article_id.desc())
+                .limit(bindparam("per", type_=Integer)).subquery()
+                for i in range(n)]  # fmt: skip
+    found = union_all(*(select(p.c.article_id, p.c.at) for p in postings)).subquery()
+    return (select(found.c.article_id).group_by(found.c.article_id)
+            .order_by(func.count().desc(), func.max(found.c.at).desc(),
+                      found.c.article_id.desc())
+            .limit(bindparam("limit", type_=Integer)))  # fmt: skip
+
+
+def _holding(conn: Connection, table: Any, values_: list[str]) -> list[Any]:
+    """``(value, id)`` of the index rows of ``table`` (keys or bands) with those values."""
+    col = table.c.key if table is m.article_keys else table.c.band
+    out: list[Any] = []
+    for lo in range(0, len(values_), ROWS_PER_QUERY):
+        q = select(col, table.c.article_id).where(col.in_(values_[lo : lo + ROWS_PER_QUERY]))
+        out += conn.execute(q).all()
+    return out
+
+
+def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, datetime]],
+                    terms: list[list[str]], per: int) -> list[Any]:  # fmt: skip
+    """``(position, term number, id, at)``: per article and term, the postings in the article's
+    window that may be among its ``per`` latest (``_rank_postings`` cuts them), by article
+    and term, latest first.
+
+    The stored ones are an index range scan from the time of the ``per``-th latest stored
+    posting up (found by a scalar subquery that stops there), so each term reads about
+    ``2 * per`` index entries whatever the store's size; the batch's earlier articles
+    come with ids ``BATCH_IDS + position``. ``at`` is left as the database returns it
+    (an integer on SQLite, ``models.IndexTime``): it is only compared.
+
+    The statement binds thousands of values. SQLAlchemy would spend longer compiling and
+    binding them than the database spends running it, so it is compiled once per size
+    (rows padded up to a size class with rows that find nothing) and sent to the driver
+    as it is.
+    """
+    pairs = [(n, term) for n, ts in enumerate(terms) for term in ts]
+    n_arts, n_pairs = _size_class(len(rows)), _size_class(len(pairs))
+    sql, names = _postings_sql(conn.dialect, n_arts, n_pairs, per)
+    t = m.article_terms.c
+    at_, term_ = _bind(t.at.type, conn.dialect), _bind(t.term.type, conn.dialect)
+    pad = rows[0][1]
+    bound: dict[str, Any] = {}
+    for i in range(n_arts):
+        q, low, at, high = rows[i] if i < len(rows) else (-1, pad, pad, pad)
+        bound.update({f"q{i}": q, f"lo{i}": at_(low), f"at{i}": at_(at), f"hi{i}": at_(high)})
+    for j in range(n_pairs):
+        q, term = pairs[j] if j < len(pairs) else (-2, "")
+        bound.update({f"tq{j}": q, f"tt{j}": term_(term)})
+    params = tuple(bound[n] for n in names) if conn.dialect.positional else bound
+    found = conn.exec_driver_sql(sql, params)
+    # Plain tuples, sorted here: rows and a sort in the database cost more (issue 3).
+    postings = list(found.cursor.fetchall() if found.cursor else found.all())
+    postings.sort(key=itemgetter(0, 1, 3, 2), reverse=True)
+    return postings
+
+
+def _bind(type_: Any, dialect: Any) -> Any:
+    """What SQLAlchemy does to a value of ``type_`` before handing it to the driver."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    return process or (lambda value: value)
+
+
+def _size_class(n: int) -> int:
+    """``n`` rounded up to 16 times a power of two (a few statements cover every size)."""
+    size = 16
+    while size < n:
+        size *= 2
+    return size
+
+
+@functools.lru_cache(maxsize=64)
+def _postings_sql(dialect: Any, n_arts: int, n_pairs: int, per: int) -> tuple[str, list[str]]:
+    """The SQL of ``_batch_postings`` for ``n_arts`` articles and ``n_pairs`` (article,
+    term) rows, and its parameter names in the order a positional driver takes them."""
+    t = m.article_terms.c
+    dt, tt = m.article_terms.c.at.type, m.article_terms.c.term.type
+
+    def bound(name: str, type_: Any) -> Any:
+        return bindparam(name, type_=type_)
+
+    arts = values(column("q", Integer()), column("low", dt), column("at", dt), column("high", dt),
+                  name="batch_arts").data([
+        (bound(f"q{i}", Integer()), bound(f"lo{i}", dt), bound(f"at{i}", dt), bound(f"hi{i}", dt))
+        for i in range(n_arts)]).cte("batch_arts")  # fmt: skip
+    words = values(column("q", Integer()), column("j", Integer()), column("term", tt),
+                   name="batch_terms").data([
+        (bound(f"tq{j}", Integer()), literal_column(str(j), Integer()), bound(f"tt{j}", tt))
+        for j in range(n_pairs)]).cte("batch_terms")  # fmt: skip
+    probe = (select(words.c.q, words.c.j, words.c.term, arts.c.low, arts.c.at, arts.c.high)
+             .join_from(words, arts, words.c.q == arts.c.q).cte("batch_probe"))  # fmt: skip
+    x = m.article_terms.alias("nth")
+    nth_latest = (select(x.c.at).where(x.c.term == probe.c.term, x.c.at >= probe.c.low,
+                                       x.c.at <= probe.c.high)
+                  .order_by(x.c.at.desc(), x.c.article_id.desc())
+                  .limit(literal_column("1", Integer()))
+                  .offset(literal_column(str(int(per) - 1), Integer()))
+                  .scalar_subquery())  # fmt: skip
+    cut = (select(probe.c.q, probe.c.j, probe.c.term, probe.c.high,
+                  func.coalesce(nth_latest, probe.c.low).label("low"))
+           .cte("batch_cut"))  # fmt: skip
+    stored = select(cut.c.q, cut.c.j, t.article_id, t.at).join_from(
+        cut, m.article_terms, and_(t.term == cut.c.term, t.at >= cut.c.low,
+                                   t.at <= cut.c.high))  # fmt: skip
+    mine = probe.alias("batch_mine")
+    base = literal_column(str(BATCH_IDS), BigInteger())
+    own = select(probe.c.q, probe.c.j, base + mine.c.q, mine.c.at).join_from(probe, mine, and_(
+        mine.c.term == probe.c.term, mine.c.q < probe.c.q,
+        mine.c.at >= probe.c.low, mine.c.at <= probe.c.high))  # fmt: skip
+    compiled = union_all(stored, own).compile(dialect=dialect)
+    return compiled.string, list(compiled.positiontup or ())
+
+
+def _rank_postings(postings: Sequence[Any], per: int, limit: int) -> dict[int, list[int]]:
+    """Per article, the ``limit`` ids found by most terms among each term's ``per``
+    latest postings (ties: later, then higher id), as ``_by_terms`` ranks them.
+
+    ``postings`` come by article and term, latest first; a posting's time is its
+    article's, so an article's latest posting time is the time of any of its postings.
+    One article's counts are held at a time (a chunk's postings run to hundreds of
+    thousands).
+    """
+    out: dict[int, list[int]] = {}
+    for q, posts in groupby(postings, key=itemgetter(0)):
+        rows = list(posts)
+        counts: Counter[int] = Counter()
+        for _, term_posts in groupby(rows, key=itemgetter(1)):
+            counts.update(map(itemgetter(2), islice(term_posts, per)))
+        when = dict(zip(map(itemgetter(2), rows), map(itemgetter(3), rows), strict=True))
+        ids: Iterable[int] = counts
+        if len(counts) > limit:  # only those found by as many terms as the limit-th can rank
+            floor = heapq.nlargest(limit, counts.values())[-1]
+            ids = [i for i, c in counts.items() if c >= floor]
+        out[q] = heapq.nlargest(limit, ids, key=functools.partial(_rank_key, counts, when))
+    return out
+
+
+def _rank_key(counts: Counter[int], when: dict[int, Any], article_id: int) -> tuple[Any, ...]:
+    return counts[article_id], when[article_id], article_id
+
+
+class _Decoded:
+    """Candidates whose stored fingerprint was decoded lately, by article id (the latest
+    ``size``): a poll's new articles are compared with the same stored ones again and
+    again, and decoding their JSON costs more than reading it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._by_id: OrderedDict[int, Candidate] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, article_id: int) -> bool:
+        return article_id in self._by_id
+
+    def get(self, article_id: int, when: datetime) -> Candidate | None:
+        """The candidate ``article_id``, unless the row read has another time (the id
+        was given to another article since)."""
+        with self._lock:
+            found = self._by_id.get(article_id)
+            if found is None or found.when != when:
+                self._by_id.pop(article_id, None)
+                return None
+            self._by_id.move_to_end(article_id)
+            return found
+
+    def put(self, candidate: Candidate) -> Candidate:
+        with self._lock:
+            self._by_id[candidate.article_id] = candidate
+            self._by_id.move_to_end(candidate.article_id)
+            while len(self._by_id) > self.size:
+                self._by_id.popitem(last=False)
+        return candidate
+
+    def forget(self, article_ids: Iterable[int]) -> None:
+        """Drop ``article_ids`` (written by a transaction that rolled back: SQLite gives
+        their ids to the next articles)."""
+        with self._lock:
+            for i in article_ids:
+                self._by_id.pop(i, None)
+
+
+def _candidate(row: Any) -> Candidate:
+    """A stored article's row (id, story_id, at, title, fingerprint) as a candidate."""
+    return Candidate(article_id=row.id, story_id=row.story_id, when=row.at, title=row.title,
+                     fingerprint=_compared(row.fingerprint))  # fmt: skip
+
+
+def _compared(raw: dict[str, Any]) -> Fingerprint:
+    """The part of a stored fingerprint dedupe compares: keys and data, the signature as
+    an array (a fifth of a list of ints), without the bands and terms storage indexes.
+    Thousands of candidates stay decoded (``DECODED``): this takes each from about 18 kB
+    to 13 kB."""
+    data = raw.get("data", {})
+    if isinstance(sig := data.get("sig"), list):
+        data["sig"] = array("Q", sig)
+    return Fingerprint(keys=tuple(raw.get("keys", ())), bands=(), terms=(), data=data,
+                       version=raw.get("version", 1))  # fmt: skip
+
+
+def _own_keys(keys: list[list[str]], bands: list[list[str]], found: list[set[int]]) -> None:
+    """Add to ``found`` the batch's earlier articles sharing a key or a band (any age)."""
+    for index in (keys, bands):
+        first: dict[str, list[int]] = {}
+        for n, items in enumerate(index):
+            earlier = {i for v in items for i in first.get(v, ())}
+            found[n].update(BATCH_IDS + i for i in earlier)
+            for v in items:
+                first.setdefault(v, []).append(n)
