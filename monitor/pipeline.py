@@ -27,13 +27,12 @@ import logging
 import os
 import random
 import socket
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ._cycle_stats import CycleStats, count_decision
 from ._leases import keep_leases
 from ._prepare import item_key
 from .config import Config, FeedConfig
@@ -76,49 +75,6 @@ def redact_secrets(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
-
-
-@dataclass
-class CycleStats:
-    sources: int = 0
-    failed: int = 0
-    not_modified: int = 0
-    entries: int = 0
-    new: int = 0
-    duplicates: int = 0
-    rereports: int = 0
-    matches: int = 0
-    alerts: int = 0
-    # Seconds of work per stage (issue 9): where a cycle's time goes. Parse, normalize and
-    # the fingerprint part of dedupe may run in worker processes beside the rest, so the
-    # stages can add up to more than the cycle's wall time. ``fetch`` is the time spent
-    # waiting for answers (not the sum of all requests); ``wait`` the time spent waiting
-    # for the workers with nothing else to do.
-    fetch_s: float = 0.0
-    parse_s: float = 0.0
-    normalize_s: float = 0.0
-    dedupe_s: float = 0.0
-    match_s: float = 0.0
-    store_s: float = 0.0
-    wait_s: float = 0.0
-
-    @contextmanager
-    def timed(self, stage: str) -> Iterator[None]:
-        """Add the time the block takes to ``{stage}_s``."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            name = f"{stage}_s"
-            setattr(self, name, getattr(self, name) + time.perf_counter() - start)
-
-    def summary(self) -> str:
-        """``key=value`` for every field, seconds rounded to milliseconds."""
-        return " ".join(f"{f.name}={_shown(getattr(self, f.name))}" for f in fields(self))
-
-
-def _shown(value: float) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,7 +350,8 @@ class Pipeline:
             return
         decision, art = done.intent.decision, done.intent.article
         if stats is not None:
-            _count(stats, decision.kind, len(done.intent.matches), len(done.intent.alerts))
+            count_decision(stats, decision.kind, len(done.intent.matches),
+                           len(done.intent.alerts))
         log.info("article.stored id=%s source=%s decision=%s level=%s score=%.2f matches=%d",
                  done.article_id, art.source, decision.kind.value, decision.level,
                  decision.score, len(done.intent.matches))  # fmt: skip
@@ -524,17 +481,6 @@ def _payload(art: Article, match: Match, follows: str | None) -> dict[str, Any]:
         "terms": match.terms, "fields": tuple(dict.fromkeys(h.field for h in match.hits)),
         "highlights": spans, "follows": follows, "sources": (art.source,),
     })  # fmt: skip
-
-
-def _count(stats: CycleStats, kind: DecisionKind, matches: int, alerts: int) -> None:
-    if kind is DecisionKind.NEW:
-        stats.new += 1
-    elif kind is DecisionKind.DUPLICATE:
-        stats.duplicates += 1
-    else:
-        stats.rereports += 1
-    stats.matches += matches
-    stats.alerts += alerts
 
 
 def _split_seed(text: str) -> tuple[str, str]:
