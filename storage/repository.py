@@ -388,9 +388,9 @@ class SQLRepository:
         found by most terms (ties: newest, then highest id). Each term reads at most
         ``per_term`` index entries, so the cost does not grow with the store.
         """
-        keys = list(dict.fromkeys(_index_key(k) for k in fp.keys))
-        bands = list(dict.fromkeys(fp.bands))
-        terms = list(dict.fromkeys(t[:200] for t in fp.terms)) if min(limit, per_term) > 0 else []
+        keys, bands, terms = _index_values(fp)
+        if min(limit, per_term) <= 0:
+            terms = []
         params: dict[str, Any] = {f"t{i}": term for i, term in enumerate(terms)}
         if keys:
             params["keys"] = keys
@@ -423,11 +423,10 @@ class SQLRepository:
         """
         if not probes:
             return []
-        keys = [list(dict.fromkeys(_index_key(k) for k in fp.keys)) for fp, _ in probes]
-        bands = [list(dict.fromkeys(fp.bands)) for fp, _ in probes]
+        indexed = [_index_values(fp) for fp, _ in probes]
+        keys, bands = [k for k, _, _ in indexed], [b for _, b, _ in indexed]
         use_terms = min(limit, per_term) > 0
-        terms = [list(dict.fromkeys(t[:200] for t in fp.terms)) if use_terms else []
-                 for fp, _ in probes]  # fmt: skip
+        terms = [t if use_terms else [] for _, _, t in indexed]
         rows = [(n, at - window, at, at + window) for n, (_, at) in enumerate(probes)]
         found: list[set[int]] = [set() for _ in probes]
         with self._tx() as conn:
@@ -563,11 +562,9 @@ class SQLRepository:
         Raises:
             ConcurrentWriteError: when written now, as ``_flush_index``.
         """
-        fp = intent.fingerprint
-        keys = list(dict.fromkeys(_index_key(k) for k in fp.keys))
         held: _PendingIndex | None = getattr(self._local, "pending", None)
         pending = held if held is not None else _PendingIndex(conn.dialect)
-        pending.add(article_id, keys, fp, intent.article.when,
+        pending.add(article_id, intent.fingerprint, intent.article.when,
                     checked=intent.decision.kind is not DecisionKind.DUPLICATE)
         if held is None:
             self._flush_index(conn, pending)
@@ -849,15 +846,15 @@ class _PendingIndex:
     def __bool__(self) -> bool:
         return bool(self.keys or self.bands or self.terms)
 
-    def add(self, article_id: int, keys: Sequence[str], fp: Fingerprint, at: datetime, *,
-            checked: bool) -> None:  # fmt: skip
+    def add(self, article_id: int, fp: Fingerprint, at: datetime, *, checked: bool) -> None:
+        keys, bands, terms = _index_values(fp)
         self.written.append(article_id)
         self.keys += [{"key": key, "article_id": article_id} for key in keys]
         if checked:
             self.checked.update(dict.fromkeys(keys, article_id))
         band, term, at_ = self._band, self._term, self._at(at)
-        self.bands += [(band(b), article_id) for b in fp.bands]
-        self.terms += [(term(t), at_, article_id) for t in dict.fromkeys(t[:200] for t in fp.terms)]
+        self.bands += [(band(b), article_id) for b in bands]
+        self.terms += [(term(t), at_, article_id) for t in terms]
 
     def clear(self) -> None:
         self.keys, self.bands, self.terms, self.checked = [], [], [], {}
@@ -970,6 +967,13 @@ def _owner(owner: str) -> str:
         return owner
     digest = hashlib.sha256(owner.encode()).hexdigest()[:12]
     return f"{digest}~{owner[-(OWNER_MAX - 13):]}"
+
+
+def _index_values(fp: Fingerprint) -> tuple[list[str], list[str], list[str]]:
+    """The keys, bands and terms of ``fp`` as the index stores them, each once: what is
+    written and what a lookup asks for are the same values."""
+    return (list(dict.fromkeys(_index_key(k) for k in fp.keys)), list(dict.fromkeys(fp.bands)),
+            list(dict.fromkeys(t[:200] for t in fp.terms)))  # fmt: skip
 
 
 def _index_key(key: str) -> str:
