@@ -78,38 +78,32 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)  # type: ignore[no-any-return]
 
 
-class IndexTime(TypeDecorator[datetime]):
+class IndexTime(UTCDateTime):
     """A UTC time in an index row: an integer of microseconds since 1970 on SQLite, where a
     ``DateTime`` is 26 characters of text (the term index is the largest index and much
     of the write work), and ``timestamp with time zone`` elsewhere (8 bytes already).
     Comparisons and ordering are those of the times."""
 
-    impl = DateTime(timezone=True)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(Integer())
-        return dialect.type_descriptor(DateTime(timezone=True))
+        return super().load_dialect_impl(dialect)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; pass UTC-aware datetimes")
-        if dialect.name == "sqlite":
+        value = super().process_bind_param(value, dialect)  # UTC; naive on SQLite
+        if value is not None and dialect.name == "sqlite":
             return (value - _EPOCH) // _MICROSECOND
-        return value.astimezone(UTC)
+        return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
         if isinstance(value, int):
-            return _EPOCH + value * _MICROSECOND
-        return value.astimezone(UTC)  # type: ignore[no-any-return]
+            return (_EPOCH + value * _MICROSECOND).replace(tzinfo=UTC)
+        return super().process_result_value(value, dialect)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1)  # naive UTC, as UTCDateTime binds it on SQLite
 _MICROSECOND = timedelta(microseconds=1)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
