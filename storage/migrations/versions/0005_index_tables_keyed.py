@@ -43,15 +43,13 @@ def upgrade() -> None:
         op.drop_index("ix_article_bands_band", table_name="article_bands")
         op.create_primary_key("pk_article_bands", "article_bands", ["band", "article_id"])
         return
-    _rebuild("article_terms", "pk_article_terms",
-             [sa.Column("term", sa.String(200), nullable=False),
-              sa.Column("at", sa.Integer(), nullable=False),
-              sa.Column("article_id", ID, nullable=False)],
-             f"SELECT DISTINCT term, {_TEXT_TO_MICROS}, article_id FROM article_terms")
-    _rebuild("article_bands", "pk_article_bands",
-             [sa.Column("band", sa.String(64), nullable=False),
-              sa.Column("article_id", ID, nullable=False)],
-             "SELECT DISTINCT band, article_id FROM article_bands")  # fmt: skip
+    _replace("article_terms", _terms(sa.Integer()),
+             f"SELECT DISTINCT term, {_TEXT_TO_MICROS}, article_id FROM article_terms",
+             sa.PrimaryKeyConstraint("term", "at", "article_id", name="pk_article_terms"),
+             sqlite_with_rowid=False)  # fmt: skip
+    _replace("article_bands", _bands(), "SELECT DISTINCT band, article_id FROM article_bands",
+             sa.PrimaryKeyConstraint("band", "article_id", name="pk_article_bands"),
+             sqlite_with_rowid=False)  # fmt: skip
 
 
 def downgrade() -> None:
@@ -62,30 +60,31 @@ def downgrade() -> None:
         op.drop_constraint("pk_article_bands", "article_bands", type_="primary")
         op.create_index("ix_article_bands_band", "article_bands", ["band"])
         return
-    op.create_table("old_article_terms", sa.Column("term", sa.String(200), nullable=False),
-                    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-                    sa.Column("article_id", ID, nullable=False))  # fmt: skip
-    op.execute("INSERT INTO old_article_terms (term, at, article_id) "
-               f"SELECT term, {_MICROS_TO_TEXT}, article_id FROM article_terms")  # fmt: skip
-    op.drop_table("article_terms")
-    op.rename_table("old_article_terms", "article_terms")
+    _replace("article_terms", _terms(sa.DateTime(timezone=True)),
+             f"SELECT term, {_MICROS_TO_TEXT}, article_id FROM article_terms")
     op.create_index("ix_article_terms_term_at_article", "article_terms",
                     ["term", "at", "article_id"])  # fmt: skip
-    op.create_table("old_article_bands", sa.Column("band", sa.String(64), nullable=False),
-                    sa.Column("article_id", ID, nullable=False))  # fmt: skip
-    op.execute("INSERT INTO old_article_bands (band, article_id) "
-               "SELECT band, article_id FROM article_bands")  # fmt: skip
-    op.drop_table("article_bands")
-    op.rename_table("old_article_bands", "article_bands")
+    _replace("article_bands", _bands(), "SELECT band, article_id FROM article_bands")
     op.create_index("ix_article_bands_band", "article_bands", ["band"])
 
 
-def _rebuild(table: str, key: str, columns: list[sa.Column[Any]], rows: str) -> None:
-    """Copy ``table`` into a ``WITHOUT ROWID`` table keyed on all its ``columns``."""
-    names = [c.name for c in columns]
-    op.create_table(f"new_{table}", *columns, sa.PrimaryKeyConstraint(*names, name=key),
-                    sqlite_with_rowid=False)  # fmt: skip
-    op.execute(f"INSERT INTO new_{table} ({', '.join(names)}) {rows}")
+def _terms(at: sa.types.TypeEngine[Any]) -> list[sa.Column[Any]]:
+    return [sa.Column("term", sa.String(200), nullable=False),
+            sa.Column("at", at, nullable=False), sa.Column("article_id", ID, nullable=False)]
+
+
+def _bands() -> list[sa.Column[Any]]:
+    return [sa.Column("band", sa.String(64), nullable=False),
+            sa.Column("article_id", ID, nullable=False)]  # fmt: skip
+
+
+def _replace(table: str, columns: list[sa.Column[Any]], rows: str, *constraints: Any,
+             **options: Any) -> None:  # fmt: skip
+    """Replace ``table`` with a new table of ``columns`` (and ``constraints`` and table
+    ``options``) holding ``rows``, a SELECT of the old one in the columns' order."""
+    names = ", ".join(c.name for c in columns)
+    op.create_table(f"new_{table}", *columns, *constraints, **options)
+    op.execute(f"INSERT INTO new_{table} ({names}) {rows}")
     op.drop_table(table)
     op.rename_table(f"new_{table}", table)
 
