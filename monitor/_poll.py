@@ -149,10 +149,8 @@ class BatchPoll:
             return
         poll.keys = tuple(k for k, _ in new)
         self.new_entries += len(new)
-        feed = self.p._feeds.get(poll.source.name)
-        full_text = feed is not None and feed.full_text and self.p.fetcher is not None
         future = self._workers().submit(not self._pooled(), prepare, [e for _, e in new],
-                                        poll.now, not full_text)  # fmt: skip
+                                        poll.now, not self._full_text(poll))  # fmt: skip
         self.running[future] = (self._prepared, poll)
 
     def _prepared(self, poll: _Poll, result: tuple[list[Any], float, float]) -> None:
@@ -163,13 +161,20 @@ class BatchPoll:
         self.stats.normalize_s += normalize_s
         self.stats.dedupe_s += fingerprint_s
         articles = [a for a, _ in prepared]
-        feed = self.p._feeds.get(poll.source.name)
-        if feed is not None and feed.full_text and self.p.fetcher is not None:
+        if self._full_text(poll):
             articles = with_full_text(self.p.fetcher, articles, self.p.config)
-        backlog = poll.source.first_success is None and not self.p.config.alert_backlog
         items = [(art, key, fp) for key, art, (_, fp) in
                  zip(poll.keys, articles, prepared, strict=True)]  # fmt: skip
-        self.ready.append((poll, Group(items, backlog, poll.now)))
+        self.ready.append((poll, Group(items, self._backlog(poll), poll.now)))
+
+    def _full_text(self, poll: _Poll) -> bool:
+        """Whether the source's articles are fetched whole (and fingerprinted after)."""
+        feed = self.p._feeds.get(poll.source.name)
+        return feed is not None and feed.full_text and self.p.fetcher is not None
+
+    def _backlog(self, poll: _Poll) -> bool:
+        """Whether the poll is the source's first success, whose entries do not alert."""
+        return poll.source.first_success is None and not self.p.config.alert_backlog
 
     def _ingest_ready(self) -> None:
         """Store the new entries of the polls prepared since the last call, together: when
@@ -195,9 +200,8 @@ class BatchPoll:
                 self._succeed(poll, sum(i is not None for i in ids))
 
     def _succeed(self, poll: _Poll, new: int) -> None:
-        backlog = poll.source.first_success is None and not self.p.config.alert_backlog
         log.info("poll.ok source=%s entries=%d new=%d backlog=%s", poll.source.name,
-                 poll.entries, new, backlog)  # fmt: skip
+                 poll.entries, new, self._backlog(poll))  # fmt: skip
         self.polls.append(PollIntent(**self._base(poll.source, poll.fetched, poll.now),
                                      etag=poll.fetched.etag,
                                      last_modified=poll.fetched.last_modified,
