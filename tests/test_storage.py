@@ -74,16 +74,23 @@ def test_schema_newer_than_code_is_refused(repo: SQLRepository) -> None:
         repo.create()
 
 
-def _revisions() -> list[str]:
-    """Every migration revision, oldest first."""
+def _alembic() -> Any:
+    """An Alembic config of the project's migrations."""
     from alembic.config import Config as AlembicConfig
-    from alembic.script import ScriptDirectory
 
     from storage.schema import MIGRATIONS
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    return [s.revision for s in reversed(list(ScriptDirectory.from_config(cfg).walk_revisions()))]
+    return cfg
+
+
+def _revisions() -> list[str]:
+    """Every migration revision, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    walked = ScriptDirectory.from_config(_alembic()).walk_revisions()
+    return [s.revision for s in reversed(list(walked))]
 
 
 @pytest.mark.parametrize("start", [None, *_revisions()[:-1]],
@@ -155,12 +162,8 @@ def test_migration_0005_keeps_index_rows_and_their_times(db_url: str) -> None:
 
 def _downgrade(engine: Any, revision: str) -> None:
     from alembic import command
-    from alembic.config import Config as AlembicConfig
 
-    from storage.schema import MIGRATIONS
-
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg = _alembic()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)
