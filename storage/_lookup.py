@@ -1,5 +1,5 @@
 """Candidate lookup in SQL: ``monitor.dedupe``'s retrieval contract for one article
-(``_candidates``) or a batch of them (``_holding``, ``_batch_postings``,
+(``_lookup``) or a batch of them (``_holding``, ``_batch_postings``,
 ``_rank_postings``), and the stored candidates as dedupe compares them (``_compared``,
 kept decoded by ``_Decoded``). ``SQLRepository.get_candidates`` and
 ``get_candidates_batch`` run them.
@@ -13,11 +13,13 @@ import threading
 from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from itertools import groupby, islice
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Connection,
@@ -43,21 +45,71 @@ BATCH_IDS = 1 << 62
 ROWS_PER_QUERY = 2000  # ids bound in one IN list (old SQLite builds allow 32,766 in all)
 
 
+def _lookup(conn: Connection, decoded: _Decoded, keys: list[str], bands: list[str],
+            terms: list[str], window: tuple[datetime, datetime], per: int,
+            limit: int) -> list[Candidate]:  # fmt: skip
+    """The candidates of one article in one statement: those sharing a key or a band,
+    and the ``limit`` the level-3 lookup of ``terms`` in ``window`` finds (``_by_terms``).
+
+    The statement is compiled once per number of keys, bands and terms and sent to the
+    driver as it is, and a fingerprint is decoded only when ``decoded`` does not hold it:
+    SQLAlchemy's compiling, binding and decoding every row took longer than the query.
+    """
+    sql, names, fixed = _candidates_sql(conn.dialect, len(keys), len(bands), len(terms))
+    d, t = conn.dialect, m.article_terms.c
+    key_, band_, term_, at_ = (_bind(c.type, d) for c in (
+        m.article_keys.c.key, m.article_bands.c.band, t.term, t.at))  # fmt: skip
+    bound: dict[str, Any] = {**fixed, "per": per, "limit": limit,
+                             "low": at_(window[0]), "high": at_(window[1])}  # fmt: skip
+    bound.update({f"k{i}": key_(v) for i, v in enumerate(keys)})
+    bound.update({f"b{i}": band_(v) for i, v in enumerate(bands)})
+    bound.update({f"t{i}": term_(v) for i, v in enumerate(terms)})
+    params = tuple(bound[n] for n in names) if d.positional else bound
+    found = conn.exec_driver_sql(sql, params)
+    rows = found.cursor.fetchall() if found.cursor else found.all()
+    when_ = _result(m.articles.c.at.type, d)
+    out = []
+    for id_, story_id, at, title, raw in rows:
+        when = when_(at)
+        hit = decoded.get(id_, when)
+        if hit is None:
+            fp = orjson.loads(raw) if isinstance(raw, (str, bytes)) else raw
+            hit = decoded.put(Candidate(article_id=id_, story_id=story_id, when=when,
+                                        title=title, fingerprint=_compared(fp)))  # fmt: skip
+        elif hit.story_id != story_id:
+            hit = replace(hit, story_id=story_id)
+        out.append(hit)
+    return out
+
+
 @functools.lru_cache(maxsize=256)
-def _candidates(keys: bool, bands: bool, terms: int) -> Any:
-    """The candidates' rows: those sharing a key (bound as ``keys``) or a band (``bands``),
-    and those the level-3 lookup of ``terms`` terms finds (``_by_terms``)."""
+def _candidates_sql(dialect: Any, keys: int, bands: int,
+                    terms: int) -> tuple[str, list[str], dict[str, Any]]:  # fmt: skip
+    """The SQL of ``_lookup`` (keys bound as ``k0`` …, bands as ``b0`` …, terms as in
+    ``_by_terms``), its parameter names in the order a positional driver takes them, and
+    the values of those the dialect added (SQLite's ``OFFSET 0``)."""
     k, b, a = m.article_keys.c, m.article_bands.c, m.articles.c
     found = []
     if keys:
-        found.append(select(k.article_id).where(k.key.in_(bindparam("keys", expanding=True))))
+        found.append(select(k.article_id).where(
+            k.key.in_([bindparam(f"k{i}", type_=k.key.type) for i in range(keys)])))  # fmt: skip
     if bands:
-        found.append(select(b.article_id).where(b.band.in_(bindparam("bands", expanding=True))))
+        found.append(select(b.article_id).where(
+            b.band.in_([bindparam(f"b{i}", type_=b.band.type) for i in range(bands)])))  # fmt: skip
     if terms:
         found.append(select(_by_terms(terms).subquery().c.article_id))
     ids = union(*found).subquery()
-    return select(a.id, a.story_id, a.at, a.title, a.fingerprint).where(
+    q = select(a.id, a.story_id, a.at, a.title, a.fingerprint).where(
         a.id.in_(select(ids.c.article_id)))  # fmt: skip
+    compiled = q.compile(dialect=dialect)
+    fixed = {n: v for n, v in compiled.params.items() if v is not None}
+    return compiled.string, list(compiled.positiontup or compiled.params), fixed
+
+
+def _result(type_: Any, dialect: Any) -> Any:
+    """What SQLAlchemy does to a value of ``type_`` the driver returns."""
+    process = type_.dialect_impl(dialect).result_processor(dialect, None)
+    return process or (lambda value: value)
 
 
 @functools.lru_cache(maxsize=64)

@@ -57,10 +57,10 @@ from ._lookup import (
     _batch_postings,
     _bind,
     _candidate,
-    _candidates,
     _compared,
     _Decoded,
     _holding,
+    _lookup,
     _own_keys,
     _rank_postings,
 )
@@ -391,20 +391,12 @@ class SQLRepository:
         keys, bands, terms = _index_values(fp)
         if min(limit, per_term) <= 0:
             terms = []
-        params: dict[str, Any] = {f"t{i}": term for i, term in enumerate(terms)}
-        if keys:
-            params["keys"] = keys
-        if bands:
-            params["bands"] = bands
-        if terms:
-            params.update(low=at - window, high=at + window, per=per_term, limit=limit)
-        if not params:
+        if not (keys or bands or terms):
             return []
         with self._tx() as conn:  # one round trip
             self._flush_index(conn)
-            q = _candidates(bool(keys), bool(bands), len(terms))
-            rows = conn.execute(q, params).all()
-        return [_candidate(r) for r in rows]
+            return _lookup(conn, self._decoded, keys, bands, terms,
+                           (at - window, at + window), per_term, limit)  # fmt: skip
 
     def get_candidates_batch(self, probes: Sequence[tuple[Fingerprint, datetime]],
                              window: timedelta, limit: int, *,
