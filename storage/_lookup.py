@@ -12,11 +12,9 @@ import heapq
 import threading
 from array import array
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
-from itertools import groupby, islice
-from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -24,9 +22,10 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Integer,
-    and_,
     bindparam,
+    cast,
     column,
+    extract,
     func,
     literal_column,
     select,
@@ -86,8 +85,7 @@ def _lookup(conn: Connection, decoded: _Decoded, keys: list[str], bands: list[st
 def _candidates_sql(dialect: Any, keys: int, bands: int,
                     terms: int) -> tuple[str, list[str], dict[str, Any]]:  # fmt: skip
     """The SQL of ``_lookup`` (keys bound as ``k0`` …, bands as ``b0`` …, terms as in
-    ``_by_terms``), its parameter names in the order a positional driver takes them, and
-    the values of those the dialect added (SQLite's ``OFFSET 0``)."""
+    ``_by_terms``), as ``_compiled`` gives it."""
     k, b, a = m.article_keys.c, m.article_bands.c, m.articles.c
     found = []
     if keys:
@@ -101,7 +99,13 @@ def _candidates_sql(dialect: Any, keys: int, bands: int,
     ids = union(*found).subquery()
     q = select(a.id, a.story_id, a.at, a.title, a.fingerprint).where(
         a.id.in_(select(ids.c.article_id)))  # fmt: skip
-    compiled = q.compile(dialect=dialect)
+    return _compiled(q, dialect)
+
+
+def _compiled(statement: Any, dialect: Any) -> tuple[str, list[str], dict[str, Any]]:
+    """``statement``'s SQL for ``dialect``, its parameter names in the order a positional
+    driver takes them, and the values of those the dialect added (SQLite's ``OFFSET``)."""
+    compiled = statement.compile(dialect=dialect)
     fixed = {n: v for n, v in compiled.params.items() if v is not None}
     return compiled.string, list(compiled.positiontup or compiled.params), fixed
 
@@ -143,16 +147,15 @@ def _holding(conn: Connection, table: Any, values_: list[str]) -> list[Any]:
 
 
 def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, datetime]],
-                    terms: list[list[str]], per: int) -> list[Any]:  # fmt: skip
-    """``(position, term number, id, at)``: per article and term, the postings in the article's
-    window that may be among its ``per`` latest (``_rank_postings`` cuts them), by article
-    and term, latest first.
+                    terms: list[list[str]], per: int) -> Iterator[list[list[Any]]]:  # fmt: skip
+    """Per article of the batch, in order: per term, its ``per`` latest postings ``[id,
+    time]`` (``models.micros``) in the article's window, among the stored ones and the
+    batch's earlier articles (ids ``BATCH_IDS + position``), latest first.
 
-    The stored ones are an index range scan from the time of the ``per``-th latest stored
-    posting up (found by a scalar subquery that stops there), so each term reads about
-    ``2 * per`` index entries whatever the store's size; the batch's earlier articles
-    come with ids ``BATCH_IDS + position``. ``at`` is left as the database returns it
-    (an integer on SQLite, ``models.IndexTime``): it is only compared.
+    The stored ones come from one statement: per article and term, the term's ``per``
+    latest postings in the window as one JSON array (an index range scan that stops
+    there, so each term reads at most ``per`` index entries whatever the store's size).
+    The batch's own are found here (``_own_postings``).
 
     The statement binds thousands of values. SQLAlchemy would spend longer compiling and
     binding them than the database spends running it, so it is compiled once per size
@@ -161,23 +164,56 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
     """
     pairs = [(n, term) for n, ts in enumerate(terms) for term in ts]
     n_arts, n_pairs = _size_class(len(rows)), _size_class(len(pairs))
-    sql, names = _postings_sql(conn.dialect, n_arts, n_pairs, per)
+    sql, names, fixed = _postings_sql(conn.dialect, n_arts, n_pairs, per)
     t = m.article_terms.c
     at_, term_ = _bind(t.at.type, conn.dialect), _bind(t.term.type, conn.dialect)
     pad = rows[0][1]
-    bound: dict[str, Any] = {}
+    bound: dict[str, Any] = dict(fixed)
     for i in range(n_arts):
-        q, low, at, high = rows[i] if i < len(rows) else (-1, pad, pad, pad)
-        bound.update({f"q{i}": q, f"lo{i}": at_(low), f"at{i}": at_(at), f"hi{i}": at_(high)})
+        q, low, _, high = rows[i] if i < len(rows) else (-1, pad, pad, pad)
+        bound.update({f"q{i}": q, f"lo{i}": at_(low), f"hi{i}": at_(high)})
     for j in range(n_pairs):
         q, term = pairs[j] if j < len(pairs) else (-2, "")
         bound.update({f"tq{j}": q, f"tt{j}": term_(term)})
     params = tuple(bound[n] for n in names) if conn.dialect.positional else bound
     found = conn.exec_driver_sql(sql, params)
-    # Plain tuples, sorted here: rows and a sort in the database cost more (issue 3).
-    postings = list(found.cursor.fetchall() if found.cursor else found.all())
-    postings.sort(key=itemgetter(0, 1, 3, 2), reverse=True)
-    return postings
+    stored = dict(found.cursor.fetchall() if found.cursor else found.all())
+    own = _own_postings(rows, terms)
+    j = 0
+    for ts in terms:
+        article = []
+        for _ in ts:
+            got = stored.get(j) or []
+            if isinstance(got, (str, bytes)):
+                got = orjson.loads(got)
+            if j in own:
+                got = sorted([*got, *own[j]], key=_latest, reverse=True)[:per]
+            article.append(got)
+            j += 1
+        yield article
+
+
+def _latest(posting: Sequence[int]) -> tuple[int, int]:
+    return posting[1], posting[0]
+
+
+def _own_postings(rows: list[tuple[int, datetime, datetime, datetime]],
+                  terms: list[list[str]]) -> dict[int, list[list[int]]]:  # fmt: skip
+    """By (article, term) number as ``_batch_postings`` counts them: the postings of the
+    batch's earlier articles holding the term, their time in the article's window."""
+    holders: dict[str, list[tuple[int, int]]] = {}  # term: (time, position) of earlier ones
+    out: dict[int, list[list[int]]] = {}
+    j = 0
+    for (n, low, at, high), ts in zip(rows, terms, strict=True):
+        lo, mine, hi = m.micros(low), m.micros(at), m.micros(high)
+        for term in ts:
+            earlier = [[BATCH_IDS + p, when] for when, p in holders.get(term, ())
+                       if lo <= when <= hi]  # fmt: skip
+            if earlier:
+                out[j] = earlier
+            holders.setdefault(term, []).append((mine, n))
+            j += 1
+    return out
 
 
 def _bind(type_: Any, dialect: Any) -> Any:
@@ -195,63 +231,52 @@ def _size_class(n: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _postings_sql(dialect: Any, n_arts: int, n_pairs: int, per: int) -> tuple[str, list[str]]:
+def _postings_sql(dialect: Any, n_arts: int, n_pairs: int,
+                  per: int) -> tuple[str, list[str], dict[str, Any]]:  # fmt: skip
     """The SQL of ``_batch_postings`` for ``n_arts`` articles and ``n_pairs`` (article,
-    term) rows, and its parameter names in the order a positional driver takes them."""
+    term) rows, as ``_compiled`` gives it. A row is the (article, term) number and the
+    postings as a JSON array of ``[id, time]`` (SQLite's JSON1 or PostgreSQL's
+    ``json_agg`` builds it)."""
     t = m.article_terms.c
-    dt, tt = m.article_terms.c.at.type, m.article_terms.c.term.type
+    dt, tt = t.at.type, t.term.type
 
     def bound(name: str, type_: Any) -> Any:
         return bindparam(name, type_=type_)
 
-    arts = values(column("q", Integer()), column("low", dt), column("at", dt), column("high", dt),
+    arts = values(column("q", Integer()), column("low", dt), column("high", dt),
                   name="batch_arts").data([
-        (bound(f"q{i}", Integer()), bound(f"lo{i}", dt), bound(f"at{i}", dt), bound(f"hi{i}", dt))
+        (bound(f"q{i}", Integer()), bound(f"lo{i}", dt), bound(f"hi{i}", dt))
         for i in range(n_arts)]).cte("batch_arts")  # fmt: skip
     words = values(column("q", Integer()), column("j", Integer()), column("term", tt),
                    name="batch_terms").data([
         (bound(f"tq{j}", Integer()), literal_column(str(j), Integer()), bound(f"tt{j}", tt))
         for j in range(n_pairs)]).cte("batch_terms")  # fmt: skip
-    probe = (select(words.c.q, words.c.j, words.c.term, arts.c.low, arts.c.at, arts.c.high)
+    probe = (select(words.c.j, words.c.term, arts.c.low, arts.c.high)
              .join_from(words, arts, words.c.q == arts.c.q).cte("batch_probe"))  # fmt: skip
-    x = m.article_terms.alias("nth")
-    nth_latest = (select(x.c.at).where(x.c.term == probe.c.term, x.c.at >= probe.c.low,
-                                       x.c.at <= probe.c.high)
-                  .order_by(x.c.at.desc(), x.c.article_id.desc())
-                  .limit(literal_column("1", Integer()))
-                  .offset(literal_column(str(int(per) - 1), Integer()))
-                  .scalar_subquery())  # fmt: skip
-    cut = (select(probe.c.q, probe.c.j, probe.c.term, probe.c.high,
-                  func.coalesce(nth_latest, probe.c.low).label("low"))
-           .cte("batch_cut"))  # fmt: skip
-    stored = select(cut.c.q, cut.c.j, t.article_id, t.at).join_from(
-        cut, m.article_terms, and_(t.term == cut.c.term, t.at >= cut.c.low,
-                                   t.at <= cut.c.high))  # fmt: skip
-    mine = probe.alias("batch_mine")
-    base = literal_column(str(BATCH_IDS), BigInteger())
-    own = select(probe.c.q, probe.c.j, base + mine.c.q, mine.c.at).join_from(probe, mine, and_(
-        mine.c.term == probe.c.term, mine.c.q < probe.c.q,
-        mine.c.at >= probe.c.low, mine.c.at <= probe.c.high))  # fmt: skip
-    compiled = union_all(stored, own).compile(dialect=dialect)
-    return compiled.string, list(compiled.positiontup or ())
+    latest = (select(t.article_id, t.at)
+              .where(t.term == probe.c.term, t.at >= probe.c.low, t.at <= probe.c.high)
+              .order_by(t.at.desc(), t.article_id.desc())
+              .limit(literal_column(str(int(per)), Integer()))
+              .correlate(probe).subquery("latest"))  # fmt: skip
+    if dialect.name == "postgresql":
+        micros = cast(extract("epoch", latest.c.at) * literal_column("1000000"), BigInteger())
+        got = func.json_agg(func.json_build_array(latest.c.article_id, micros))
+    else:  # the time is already an integer of microseconds (models.IndexTime)
+        got = func.json_group_array(func.json_array(latest.c.article_id, latest.c.at))
+    return _compiled(select(probe.c.j, select(got).scalar_subquery()), dialect)
 
 
-def _rank_postings(postings: Sequence[Any], per: int, limit: int) -> dict[int, list[int]]:
-    """Per article, the ``limit`` ids found by most terms among each term's ``per``
-    latest postings (ties: later, then higher id), as ``_by_terms`` ranks them.
-
-    ``postings`` come by article and term, latest first; a posting's time is its
-    article's, so an article's latest posting time is the time of any of its postings.
-    One article's counts are held at a time (a chunk's postings run to hundreds of
-    thousands).
-    """
+def _rank_postings(articles: Iterable[list[list[Any]]], limit: int) -> dict[int, list[int]]:
+    """Per article, the ``limit`` ids found by most terms among its terms' postings
+    (ties: later, then higher id), as ``_by_terms`` ranks them. One article's counts
+    are held at a time."""
     out: dict[int, list[int]] = {}
-    for q, posts in groupby(postings, key=itemgetter(0)):
-        rows = list(posts)
+    for q, postings in enumerate(articles):
         counts: Counter[int] = Counter()
-        for _, term_posts in groupby(rows, key=itemgetter(1)):
-            counts.update(map(itemgetter(2), islice(term_posts, per)))
-        when = dict(zip(map(itemgetter(2), rows), map(itemgetter(3), rows), strict=True))
+        when: dict[int, int] = {}
+        for posts in postings:
+            counts.update(p[0] for p in posts)
+            when.update(posts)
         ids: Iterable[int] = counts
         if len(counts) > limit:  # only those found by as many terms as the limit-th can rank
             floor = heapq.nlargest(limit, counts.values())[-1]

@@ -94,7 +94,7 @@ class IndexTime(UTCDateTime):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         value = super().process_bind_param(value, dialect)  # UTC; naive on SQLite
         if value is not None and dialect.name == "sqlite":
-            return (value - _EPOCH) // _MICROSECOND
+            return micros(value)
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
@@ -105,6 +105,13 @@ class IndexTime(UTCDateTime):
 
 _EPOCH = datetime(1970, 1, 1)  # naive UTC, as UTCDateTime binds it on SQLite
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(value: datetime) -> int:
+    """``value`` as microseconds since 1970 (UTC), as ``IndexTime`` stores it on SQLite."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return (value - _EPOCH) // _MICROSECOND
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -433,7 +433,7 @@ class SQLRepository:
                         found[n].add(int(article_id))
             if any(terms):
                 postings = _batch_postings(conn, rows, terms, per_term)
-                for n, ranked in _rank_postings(postings, per_term, limit).items():
+                for n, ranked in _rank_postings(postings, limit).items():
                     found[n].update(ranked)
             ids = sorted({i for f in found for i in f if i < BATCH_IDS})
             stored = self._candidate_rows(conn, ids)
