@@ -150,7 +150,7 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
                     terms: list[list[str]], per: int) -> Iterator[list[list[Any]]]:  # fmt: skip
     """Per article of the batch, in order: per term, its ``per`` latest postings ``[id,
     time]`` (``models.micros``) in the article's window, among the stored ones and the
-    batch's earlier articles (ids ``BATCH_IDS + position``), latest first.
+    batch's earlier articles (ids ``BATCH_IDS + position``), in no particular order.
 
     The stored ones come from one statement: per article and term, the term's ``per``
     latest postings in the window as one JSON array (an index range scan that stops
@@ -162,11 +162,12 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
     (rows padded up to a size class with rows that find nothing) and sent to the driver
     as it is.
     """
+    t = m.article_terms.c
+    at_, term_ = _bind(t.at.type, conn.dialect), _bind(t.term.type, conn.dialect)
+    terms = [[term_(term) for term in ts] for ts in terms]  # as stored, to match own ones
     pairs = [(n, term) for n, ts in enumerate(terms) for term in ts]
     n_arts, n_pairs = _size_class(len(rows)), _size_class(len(pairs))
     sql, names, fixed = _postings_sql(conn.dialect, n_arts, n_pairs, per)
-    t = m.article_terms.c
-    at_, term_ = _bind(t.at.type, conn.dialect), _bind(t.term.type, conn.dialect)
     pad = rows[0][1]
     bound: dict[str, Any] = dict(fixed)
     for i in range(n_arts):
@@ -174,7 +175,7 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
         bound.update({f"q{i}": q, f"lo{i}": at_(low), f"hi{i}": at_(high)})
     for j in range(n_pairs):
         q, term = pairs[j] if j < len(pairs) else (-2, "")
-        bound.update({f"tq{j}": q, f"tt{j}": term_(term)})
+        bound.update({f"tq{j}": q, f"tt{j}": term})
     params = tuple(bound[n] for n in names) if conn.dialect.positional else bound
     found = conn.exec_driver_sql(sql, params)
     stored = dict(found.cursor.fetchall() if found.cursor else found.all())
