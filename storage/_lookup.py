@@ -1,7 +1,7 @@
 """Candidate lookup in SQL: ``monitor.dedupe``'s retrieval contract for one article
 (``_lookup``) or a batch of them (``_holding``, ``_batch_postings``,
-``_rank_postings``), and the stored candidates as dedupe compares them (``_compared``,
-kept decoded by ``_Decoded``). ``SQLRepository.get_candidates`` and
+``_rank_postings``, ``_stored``), and the stored candidates as dedupe compares them
+(``_compared``, kept decoded by ``_Decoded``). ``SQLRepository.get_candidates`` and
 ``get_candidates_batch`` run them.
 """
 
@@ -67,18 +67,55 @@ def _lookup(conn: Connection, decoded: _Decoded, keys: list[str], bands: list[st
     found = conn.exec_driver_sql(sql, params)
     rows = found.cursor.fetchall() if found.cursor else found.all()
     when_ = _result(m.articles.c.at.type, d)
-    out = []
-    for id_, story_id, at, title, raw in rows:
-        when = when_(at)
-        hit = decoded.get(id_, when)
-        if hit is None:
-            fp = orjson.loads(raw) if isinstance(raw, (str, bytes)) else raw
-            hit = decoded.put(Candidate(article_id=id_, story_id=story_id, when=when,
-                                        title=title, fingerprint=_compared(fp)))  # fmt: skip
-        elif hit.story_id != story_id:
-            hit = replace(hit, story_id=story_id)
-        out.append(hit)
+    return [_from_row(decoded, when_, row) for row in rows]
+
+
+def _stored(conn: Connection, decoded: _Decoded, ids: list[int]) -> dict[int, Candidate]:
+    """The stored articles ``ids`` as candidates, by id: those ``decoded`` holds read only
+    their story (and time, to tell a reused id)."""
+    out: dict[int, Candidate] = {}
+    when_ = _result(m.articles.c.at.type, conn.dialect)
+    for id_, story_id, at in _rows(conn, [i for i in ids if i in decoded], full=False):
+        hit = decoded.get(id_, when_(at))
+        if hit is not None:
+            out[id_] = hit if hit.story_id == story_id else replace(hit, story_id=story_id)
+    for row in _rows(conn, [i for i in ids if i not in out], full=True):
+        out[row[0]] = _from_row(decoded, when_, row)
     return out
+
+
+def _from_row(decoded: _Decoded, when_: Any, row: Sequence[Any]) -> Candidate:
+    """The candidate of a driver's row (id, story_id, at, title, fingerprint), decoding
+    the fingerprint only when ``decoded`` does not hold it."""
+    id_, story_id, at, title, raw = row
+    when = when_(at)
+    hit = decoded.get(id_, when)
+    if hit is None:
+        fp = orjson.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        return decoded.put(Candidate(article_id=id_, story_id=story_id, when=when,
+                                     title=title, fingerprint=_compared(fp)))  # fmt: skip
+    return hit if hit.story_id == story_id else replace(hit, story_id=story_id)
+
+
+def _rows(conn: Connection, ids: list[int], *, full: bool) -> Iterator[Any]:
+    """The driver's rows of the articles ``ids``: id, story_id, at and, when ``full``,
+    title and fingerprint (``ROWS_PER_QUERY`` ids a statement)."""
+    for lo in range(0, len(ids), ROWS_PER_QUERY):
+        part = ids[lo : lo + ROWS_PER_QUERY]
+        size = _size_class(len(part))
+        sql, names, fixed = _rows_sql(conn.dialect, size, full)
+        bound = {**fixed, **{f"i{k}": part[k] if k < len(part) else -1 for k in range(size)}}
+        params = tuple(bound[n] for n in names) if conn.dialect.positional else bound
+        found = conn.exec_driver_sql(sql, params)
+        yield from (found.cursor.fetchall() if found.cursor else found.all())
+
+
+@functools.lru_cache(maxsize=64)
+def _rows_sql(dialect: Any, size: int, full: bool) -> tuple[str, list[str], dict[str, Any]]:
+    a = m.articles.c
+    cols = [a.id, a.story_id, a.at, *((a.title, a.fingerprint) if full else ())]
+    ids = [bindparam(f"i{k}", type_=a.id.type) for k in range(size)]
+    return _compiled(select(*cols).where(a.id.in_(ids)), dialect)
 
 
 @functools.lru_cache(maxsize=256)
@@ -328,12 +365,6 @@ class _Decoded:
         with self._lock:
             for i in article_ids:
                 self._by_id.pop(i, None)
-
-
-def _candidate(row: Any) -> Candidate:
-    """A stored article's row (id, story_id, at, title, fingerprint) as a candidate."""
-    return Candidate(article_id=row.id, story_id=row.story_id, when=row.at, title=row.title,
-                     fingerprint=_compared(row.fingerprint))  # fmt: skip
 
 
 def _compared(raw: dict[str, Any]) -> Fingerprint:

@@ -56,13 +56,13 @@ from ._lookup import (
     ROWS_PER_QUERY,
     _batch_postings,
     _bind,
-    _candidate,
     _compared,
     _Decoded,
     _holding,
     _lookup,
     _own_keys,
     _rank_postings,
+    _stored,
 )
 
 __all__ = ["SQLRepository", "alert_payload"]
@@ -436,7 +436,7 @@ class SQLRepository:
                 for n, ranked in _rank_postings(postings, limit).items():
                     found[n].update(ranked)
             ids = sorted({i for f in found for i in f if i < BATCH_IDS})
-            stored = self._candidate_rows(conn, ids)
+            stored = _stored(conn, self._decoded, ids)
         _own_keys(keys, bands, found)
         return [BatchCandidates(
             stored=tuple(stored[i] for i in sorted(f) if i < BATCH_IDS and i in stored),
@@ -455,27 +455,6 @@ class SQLRepository:
                           fingerprint=_compared(fp))  # fmt: skip
         self._decoded.put(found)
         return found
-
-    def _candidate_rows(self, conn: Connection, ids: list[int]) -> dict[int, Candidate]:
-        """The stored articles ``ids`` as candidates, by id: those decoded lately read
-        only their story (and time, to tell a reused id)."""
-        a = m.articles.c
-        out: dict[int, Candidate] = {}
-        known = [i for i in ids if i in self._decoded]
-        for lo in range(0, len(known), ROWS_PER_QUERY):
-            q = select(a.id, a.story_id, a.at).where(a.id.in_(known[lo : lo + ROWS_PER_QUERY]))
-            for r in conn.execute(q):
-                hit = self._decoded.get(r.id, r.at)
-                if hit is not None:
-                    out[r.id] = hit if hit.story_id == r.story_id else replace(
-                        hit, story_id=r.story_id)  # fmt: skip
-        rest = [i for i in ids if i not in out]
-        for lo in range(0, len(rest), ROWS_PER_QUERY):
-            full = select(a.id, a.story_id, a.at, a.title, a.fingerprint).where(
-                a.id.in_(rest[lo : lo + ROWS_PER_QUERY]))  # fmt: skip
-            for row in conn.execute(full):
-                out[row.id] = self._decoded.put(_candidate(row))
-        return out
 
     def add_article(self, intent: ArticleIntent, now: datetime) -> int | None:
         """Store an article with its story, index rows, matches and outbox rows.
