@@ -1,4 +1,9 @@
-"""The one Repository implementation: SQLAlchemy 2 Core on SQLite or PostgreSQL."""
+"""The one Repository implementation: SQLAlchemy 2 Core on SQLite or PostgreSQL.
+
+``SQLRepository`` holds the transactions, articles and stories here; its sources and
+its outbox are written in ``_sources`` and ``_outbox``, and its candidate lookup SQL in
+``_lookup``.
+"""
 
 from __future__ import annotations
 
@@ -30,16 +35,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import ConcurrentWriteError, StorageError
 from monitor.types import (
-    Alert,
-    AlertIntent,
     ArticleIntent,
     BatchCandidates,
     Candidate,
     DecisionKind,
     Fingerprint,
-    OutboxItem,
-    PollIntent,
-    SourceState,
 )
 
 from . import models as m
@@ -64,6 +64,8 @@ from ._lookup import (
     _rank_postings,
     _stored,
 )
+from ._outbox import OutboxStore, alert_payload
+from ._sources import SourceStore
 
 __all__ = ["SQLRepository", "alert_payload"]
 
@@ -71,7 +73,6 @@ log = logging.getLogger("monitor.storage")
 
 T = TypeVar("T")
 
-OWNER_MAX = 100  # length of the lease_owner columns
 DECODED = 3000  # candidates kept decoded (about 13 kB each, see _compared)
 SPLIT_BY_HAND = "split by hand from story"  # the reason of an article a hand split moved
 
@@ -86,29 +87,8 @@ def _fp_to_json(fp: Fingerprint) -> dict[str, Any]:
     }
 
 
-def _alert_from_row(row: Any) -> Alert:
-    payload = dict(row.payload)
-    for key in ("terms", "fields", "sources"):
-        payload[key] = tuple(payload.get(key) or ())
-    payload["highlights"] = tuple((int(a), int(b)) for a, b in payload.get("highlights") or ())
-    published = payload.get("published")
-    payload["published"] = datetime.fromisoformat(published) if published else None
-    payload["urgent"] = bool(payload.get("urgent", False))
-    return Alert(key=row.key, story_id=row.story_id, **payload)
-
-
-def alert_payload(fields: dict[str, Any]) -> dict[str, Any]:
-    """Make ``Alert`` fields (without key and story_id) JSON-safe for the outbox."""
-    out = dict(fields)
-    if out.get("published") is not None:
-        out["published"] = out["published"].isoformat()
-    for key in ("terms", "fields", "sources", "highlights"):
-        out[key] = [list(x) if isinstance(x, tuple) else x for x in out.get(key) or ()]
-    return out
-
-
 @retry_transactions(skip=("as_candidate", "close", "hold_lock", "ping", "transaction"))
-class SQLRepository:
+class SQLRepository(SourceStore, OutboxStore):
     """Stores sources, articles, stories, matches and the outbox.
 
     Contract:
@@ -246,114 +226,6 @@ class SQLRepository:
     def set_meta(self, key: str, value: str) -> None:
         with self._tx() as conn:
             conn.execute(upsert(self.dialect, m.meta, {"key": key, "value": value}, "key"))
-
-    # -- sources -----------------------------------------------------------------------
-
-    def sync_sources(self, specs: Sequence[tuple[str, str, str]], now: datetime) -> None:
-        """Make the stored sources those of the config: ``(name, url, type)`` each.
-
-        A source whose configured URL changed starts afresh (validators, 410 and a
-        permanent redirect are forgotten); a source no longer configured is disabled.
-        """
-        names = [s[0] for s in specs]
-        with self._tx() as conn:
-            rows = {r.name: r for r in conn.execute(select(m.sources))}
-            for name, url, kind in specs:
-                row = rows.get(name)
-                if row is None:  # another daemon may be adding it right now
-                    conn.execute(self._insert(m.sources).values(
-                        name=name, url=url, config_url=url, type=kind, enabled=True,
-                        next_poll_at=now, consecutive_failures=0, entries_total=0,
-                    ))  # fmt: skip
-                elif row.config_url != url:
-                    conn.execute(update(m.sources).where(m.sources.c.name == name).values(
-                        url=url, config_url=url, type=kind, enabled=True, etag=None,
-                        last_modified=None, disabled_reason=None, next_poll_at=now,
-                        consecutive_failures=0,
-                    ))  # fmt: skip
-                elif not row.enabled or row.type != kind:
-                    conn.execute(update(m.sources).where(m.sources.c.name == name)
-                                 .values(enabled=True, type=kind))  # fmt: skip
-            conn.execute(update(m.sources).where(m.sources.c.name.not_in(names))
-                         .values(enabled=False))  # fmt: skip
-
-    def claim_sources(self, now: datetime, owner: str, lease: timedelta, *,
-                      all_enabled: bool = False,
-                      limit: int | None = None) -> list[SourceState]:  # fmt: skip
-        """Lease the sources due now (or every enabled one) to ``owner``, at most ``limit``,
-        the longest due first.
-
-        A 410-disabled source is never claimed; a leased one is skipped until its lease
-        expires, so a killed daemon's work is taken over. Rows another transaction is
-        claiming are skipped, not waited for: concurrent claims get disjoint sources.
-        """
-        s = m.sources.c
-        cond = and_(s.enabled.is_(True), s.disabled_reason.is_(None),
-                    or_(s.lease_until.is_(None), s.lease_until < now))  # fmt: skip
-        if all_enabled:
-            cond = and_(cond, or_(s.retry_after_until.is_(None), s.retry_after_until <= now))
-        else:
-            cond = and_(cond, s.next_poll_at <= now)
-        with self._tx() as conn:
-            q = select(m.sources).where(cond).order_by(s.next_poll_at, s.id).limit(limit)
-            rows = conn.execute(q.with_for_update(skip_locked=True)).all()
-            if rows:
-                conn.execute(update(m.sources).where(s.id.in_([r.id for r in rows])).values(
-                    lease_owner=_owner(owner), lease_until=now + lease))  # fmt: skip
-        return [_source_state(r) for r in rows]
-
-    def extend_source_leases(self, owner: str, names: Sequence[str], until: datetime) -> int:
-        """Move to ``until`` the leases ``owner`` still holds on ``names`` (work in progress
-        outlasting the lease). Returns how many were extended."""
-        s = m.sources.c
-        with self._tx() as conn:
-            return int(conn.execute(update(m.sources).where(
-                s.name.in_(list(names)), s.lease_owner == _owner(owner),
-            ).values(lease_until=until)).rowcount)  # fmt: skip
-
-    def record_poll(self, intent: PollIntent) -> None:
-        """Store the outcome of one poll and release the source's lease."""
-        self._record_polls([intent])
-
-    def record_polls(self, intents: Sequence[PollIntent]) -> None:
-        """Store the outcomes of several polls in one transaction, releasing their leases
-        (a cycle of many unchanged sources writes once, not once per source)."""
-        self._record_polls(intents)
-
-    def _record_polls(self, intents: Sequence[PollIntent]) -> None:
-        # Outcomes of one shape (500 unchanged feeds, say) go as one executemany: one
-        # statement per outcome took about 1 ms each, a third of an unchanged cycle.
-        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for intent in intents:
-            row = _poll_params(intent)
-            shapes.setdefault(tuple(row), []).append(row)
-        with self._tx() as conn:
-            for keys, rows in shapes.items():
-                conn.execute(_poll_update(keys), rows)
-
-    def get_sources(self) -> list[dict[str, Any]]:
-        """Every stored source with its health fields, by name."""
-        with self._tx() as conn:
-            rows = conn.execute(select(m.sources).order_by(m.sources.c.name)).all()
-        return [dict(r._mapping) for r in rows]
-
-    def get_source(self, name: str) -> dict[str, Any] | None:
-        """One stored source with its health fields, or None."""
-        with self._tx() as conn:
-            row = conn.execute(select(m.sources).where(m.sources.c.name == name)).first()
-        return dict(row._mapping) if row else None
-
-    def announce_source(self, name: str, state: str | None, alert: AlertIntent,
-                        now: datetime) -> None:  # fmt: skip
-        """Record the health state told about a source and queue the message, together."""
-        with self._tx() as conn:
-            conn.execute(update(m.sources).where(m.sources.c.name == name)
-                         .values(announced=state))  # fmt: skip
-            key = f"source/{name}/{alert.payload.get('title', '')}/{now.isoformat()}"[:300]
-            conn.execute(self._insert(m.outbox).values(
-                key=key, story_id=0, article_id=0, watchlist=alert.watchlist,
-                target=alert.target, payload=alert.payload, status="pending",
-                digest="immediate", attempts=0, next_attempt_at=now, created_at=now))  # fmt: skip
 
     # -- articles ----------------------------------------------------------------------
 
@@ -696,110 +568,6 @@ class SQLRepository:
                          .values(articles=st.articles - 1))  # fmt: skip
         return int(new_id)
 
-    # -- outbox ------------------------------------------------------------------------
-
-    def claim_alerts(self, now: datetime, owner: str, lease: timedelta, *,
-                     limit: int = 500) -> list[OutboxItem]:  # fmt: skip
-        """Lease the pending alerts (immediate or digest) due now; a killed daemon's lease
-        expires and another daemon takes the rows over."""
-        o = m.outbox.c
-        cond = and_(o.status == "pending", o.next_attempt_at <= now,
-                    or_(o.lease_until.is_(None), o.lease_until < now))  # fmt: skip
-        with self._tx() as conn:
-            q = select(m.outbox).where(cond).order_by(o.id).limit(limit)
-            rows = conn.execute(q.with_for_update(skip_locked=True)).all()
-            if rows:
-                conn.execute(update(m.outbox).where(o.id.in_([r.id for r in rows])).values(
-                    lease_owner=_owner(owner), lease_until=now + lease))  # fmt: skip
-        return [OutboxItem(id=r.id, key=r.key, watchlist=r.watchlist, target=r.target,
-                           digest=r.digest, attempts=r.attempts, alert=_alert_from_row(r))
-                for r in rows]  # fmt: skip
-
-    def extend_alert_leases(self, owner: str, ids: Sequence[int], until: datetime) -> int:
-        """Move to ``until`` the leases ``owner`` still holds on the outbox rows ``ids``
-        (sends outlasting the lease). Returns how many were extended."""
-        o = m.outbox.c
-        with self._tx() as conn:
-            return int(conn.execute(update(m.outbox).where(
-                o.id.in_(list(ids)), o.lease_owner == _owner(owner), o.status == "pending",
-            ).values(lease_until=until)).rowcount)  # fmt: skip
-
-    def mark_sent(self, item_id: int, now: datetime) -> None:
-        with self._tx() as conn:
-            conn.execute(update(m.outbox).where(m.outbox.c.id == item_id).values(
-                status="sent", sent_at=now, attempts=m.outbox.c.attempts + 1,
-                lease_owner=None, lease_until=None, last_error=None))  # fmt: skip
-
-    def mark_failed(self, item_id: int, error: str, *, retry_at: datetime | None) -> None:
-        """Record a failed send: retry at ``retry_at``, or a dead letter when None."""
-        values: dict[str, Any] = {
-            "attempts": m.outbox.c.attempts + 1, "last_error": error,
-            "lease_owner": None, "lease_until": None,
-        }  # fmt: skip
-        if retry_at is None:
-            values["status"] = "dead"
-        else:
-            values["next_attempt_at"] = retry_at
-        with self._tx() as conn:
-            conn.execute(update(m.outbox).where(m.outbox.c.id == item_id).values(**values))
-
-    def defer_alert(self, item_id: int, until: datetime, *, digest: str | None = None) -> None:
-        """Hold a claimed alert until ``until`` (quiet hours, rate limit) without counting
-        an attempt; ``digest`` moves it into a digest."""
-        values: dict[str, Any] = {"next_attempt_at": until, "lease_owner": None,
-                                  "lease_until": None}  # fmt: skip
-        if digest is not None:
-            values["digest"] = digest
-        with self._tx() as conn:
-            conn.execute(update(m.outbox).where(m.outbox.c.id == item_id).values(**values))
-
-    def count_sent(self, target: str, since: datetime) -> int:
-        """Alerts sent to ``target`` since ``since`` (for ``max_per_hour``)."""
-        o = m.outbox.c
-        with self._tx() as conn:
-            return int(conn.execute(select(func.count()).where(
-                o.target == target, o.status == "sent", o.digest == "immediate",
-                o.sent_at >= since)).scalar_one())  # fmt: skip
-
-    def requeue_dead(self, now: datetime) -> int:
-        """Put every dead letter back in the queue. Returns how many."""
-        o = m.outbox.c
-        with self._tx() as conn:
-            return int(conn.execute(update(m.outbox).where(o.status == "dead").values(
-                status="pending", attempts=0, next_attempt_at=now)).rowcount)  # fmt: skip
-
-    def get_outbox_summary(self) -> dict[str, Any]:
-        o = m.outbox.c
-        with self._tx() as conn:
-            pending = conn.execute(select(func.count()).where(
-                o.status == "pending", o.attempts == 0)).scalar_one()  # fmt: skip
-            retrying = conn.execute(select(func.count()).where(
-                o.status == "pending", o.attempts > 0)).scalar_one()  # fmt: skip
-            dead = conn.execute(select(o.watchlist, o.target, o.last_error)
-                                .where(o.status == "dead").order_by(o.id)).all()  # fmt: skip
-        return {"pending": pending, "retrying": retrying, "dead": len(dead),
-                "dead_letters": [{"watchlist": r.watchlist, "target": r.target,
-                                  "reason": r.last_error or ""} for r in dead]}  # fmt: skip
-
-    def get_watchlist_counts(self, since: datetime) -> dict[str, tuple[int, int]]:
-        """``watchlist -> (matches, alerts sent)`` since ``since``."""
-        mt, o = m.matches.c, m.outbox.c
-        with self._tx() as conn:
-            ms: dict[str, int] = dict(conn.execute(select(mt.watchlist, func.count()).where(
-                mt.created_at >= since).group_by(mt.watchlist)).all())  # fmt: skip
-            al: dict[str, int] = dict(conn.execute(select(o.watchlist, func.count()).where(
-                o.status == "sent", o.sent_at >= since).group_by(o.watchlist)).all())  # fmt: skip
-        return {w: (int(ms.get(w, 0)), int(al.get(w, 0))) for w in set(ms) | set(al)}
-
-    def get_sent_alerts(self, since: datetime) -> list[dict[str, Any]]:
-        o = m.outbox.c
-        with self._tx() as conn:
-            rows = conn.execute(select(o.key, o.watchlist, o.target, o.sent_at, o.payload)
-                                .where(o.status == "sent", o.sent_at >= since)
-                                .order_by(o.sent_at.desc())).all()  # fmt: skip
-        return [dict(r._mapping) for r in rows]
-
-
 class _PendingIndex:
     """Index rows of a ``transaction`` not written yet, and the keys to check. Band and
     term rows are kept as the driver takes them (``_insert_rows``)."""
@@ -852,62 +620,6 @@ def _insert_sql(dialect: Any, table: Any, names: tuple[str, ...]) -> tuple[str, 
     return compiled.string, list(compiled.positiontup or names)
 
 
-def _poll_params(intent: PollIntent) -> dict[str, Any]:
-    """The parameters of the update one poll outcome makes to its source row: a column's
-    new value under ``p_<column>``, or for ``_POLL_EXPRESSIONS`` the operand of its
-    expression (see ``_poll_update``)."""
-    values: dict[str, Any] = {
-        "p_source": intent.source, "p_last_polled": intent.polled_at,
-        "p_next_poll_at": intent.next_poll_at, "p_lease_owner": None, "p_lease_until": None,
-        "p_retry_after_until": intent.retry_after_until,
-    }  # fmt: skip
-    if intent.ok:
-        values.update(p_last_success=intent.polled_at, p_consecutive_failures=0,
-                      p_first_success=intent.polled_at)  # fmt: skip
-        if not intent.not_modified:
-            values.update(p_etag=intent.etag, p_last_modified=intent.last_modified)
-        if intent.new_entries:
-            values.update(p_last_new_entry=intent.polled_at,
-                          p_entries_total=intent.new_entries)  # fmt: skip
-    else:
-        values.update(p_last_error=intent.error, p_failures_added=1)
-    if intent.new_url:
-        values.update(p_url=intent.new_url, p_etag=None, p_last_modified=None)
-    if intent.disabled_reason:
-        values.update(p_disabled_reason=intent.disabled_reason)
-    return values
-
-
-# Parameters that are operands of an expression on the stored value, not the new value.
-_POLL_EXPRESSIONS: dict[str, tuple[str, Any]] = {
-    "p_first_success": ("first_success", lambda col, p: func.coalesce(col, p)),
-    "p_entries_total": ("entries_total", lambda col, p: col + p),
-    "p_failures_added": ("consecutive_failures", lambda col, p: col + p),
-}
-
-
-@functools.lru_cache(maxsize=64)
-def _poll_update(keys: tuple[str, ...]) -> Any:
-    """The UPDATE of a source row for outcomes with these ``_poll_params`` keys."""
-    s = m.sources.c
-    values: dict[str, Any] = {}
-    for key in keys:
-        if key == "p_source":
-            continue
-        name, expression = _POLL_EXPRESSIONS.get(key, (key[2:], lambda _, p: p))
-        values[name] = expression(s[name], bindparam(key, type_=s[name].type))
-    where = s.name == bindparam("p_source", type_=s.name.type)
-    return update(m.sources).where(where).values(values)
-
-
-def _source_state(r: Any) -> SourceState:
-    return SourceState(
-        name=r.name, url=r.url, type=r.type, etag=r.etag, last_modified=r.last_modified,
-        first_success=r.first_success, consecutive_failures=r.consecutive_failures,
-        disabled_reason=r.disabled_reason, next_poll_at=r.next_poll_at,
-    )  # fmt: skip
-
-
 def _split_by_hand(conn: Connection, *story_ids: int) -> bool:
     """Whether one of the stories holds an article a hand split moved (its reason says)."""
     a = m.articles.c
@@ -930,14 +642,6 @@ def _follow_merges(conn: Connection, story_id: int) -> int:
 def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-def _owner(owner: str) -> str:
-    """``owner`` fitted to its column: a long host name keeps its end (pid, role) unique."""
-    if len(owner) <= OWNER_MAX:
-        return owner
-    digest = hashlib.sha256(owner.encode()).hexdigest()[:12]
-    return f"{digest}~{owner[-(OWNER_MAX - 13):]}"
 
 
 def _index_values(fp: Fingerprint) -> tuple[list[str], list[str], list[str]]:
