@@ -218,13 +218,12 @@ def _cosine(
     norm_a: float | None = None,
     norm_b: float | None = None,
 ) -> float:
-    if len(b) < len(a):  # look the shorter one's terms up in the longer one
-        a, b, norm_a, norm_b = b, a, norm_b, norm_a
-    products = [w * b[t] for t, w in a.items() if t in b]
-    if not products:
+    shared = a.keys() & b.keys()
+    if not shared:
         return 0.0
     # fsum is exact, so the result depends on neither the order of the terms nor the sides.
-    return min(1.0, math.fsum(products) / ((norm_a or norm(a)) * (norm_b or norm(b))))
+    products = math.fsum([a[t] * b[t] for t in shared])
+    return min(1.0, products / ((norm_a or norm(a)) * (norm_b or norm(b))))
 
 
 def _shared(
