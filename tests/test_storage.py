@@ -398,3 +398,20 @@ def test_unreachable_database_is_retried_then_a_storage_error(
     assert "topsecret" not in str(info.value)
     assert sum("storage.retry" in r.getMessage() for r in caplog.records) >= 2
     assert not any("topsecret" in r.getMessage() for r in caplog.records)
+
+
+def test_sqlite_files_are_written_ahead_and_checkpointed_in_large_steps(tmp_path: Path) -> None:
+    # WAL lets readers (status, the endpoint) run beside the writer; the checkpoint
+    # interval is the one the connection was given, on every pooled connection.
+    from storage._engine import WAL_CHECKPOINT_PAGES
+
+    repo = make_repository(f"sqlite:///{tmp_path}/wal.db")
+    try:
+        pooled = [repo.engine.raw_connection() for _ in range(2)]
+        for conn in pooled:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            pages = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            assert pages == WAL_CHECKPOINT_PAGES > 1000  # SQLite's default is 1000
+            conn.close()
+    finally:
+        repo.close()
