@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -129,12 +130,27 @@ def clean_text(value: str) -> str:
 
 
 def _clean_json(value: Any) -> Any:
+    """``value`` with every string (keys too, at any depth) through ``clean_text``.
+
+    Nearly every value is clean already: orjson writes it in a few microseconds, and
+    only when that fails (a lone surrogate, a key that is not a string) or shows a NUL
+    is it walked in Python, which took 3% of an all-new poll cycle for fingerprints.
+    """
+    try:
+        if b"\\u0000" not in orjson.dumps(value):
+            return value
+    except TypeError:  # orjson.JSONEncodeError
+        pass
+    return _cleaned(value)
+
+
+def _cleaned(value: Any) -> Any:
     if isinstance(value, str):
         return clean_text(value)
     if isinstance(value, dict):
-        return {_clean_json(k): _clean_json(v) for k, v in value.items()}
+        return {_cleaned(k): _cleaned(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean_json(v) for v in value]
+        return [_cleaned(v) for v in value]
     return value
 
 
