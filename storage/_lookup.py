@@ -63,11 +63,8 @@ def _lookup(conn: Connection, decoded: _Decoded, keys: list[str], bands: list[st
     bound.update({f"k{i}": key_(v) for i, v in enumerate(keys)})
     bound.update({f"b{i}": band_(v) for i, v in enumerate(bands)})
     bound.update({f"t{i}": term_(v) for i, v in enumerate(terms)})
-    params = tuple(bound[n] for n in names) if d.positional else bound
-    found = conn.exec_driver_sql(sql, params)
-    rows = found.cursor.fetchall() if found.cursor else found.all()
     when_ = _result(m.articles.c.at.type, d)
-    return [_from_row(decoded, when_, row) for row in rows]
+    return [_from_row(decoded, when_, row) for row in _run(conn, sql, names, bound)]
 
 
 def _stored(conn: Connection, decoded: _Decoded, ids: list[int]) -> dict[int, Candidate]:
@@ -105,9 +102,7 @@ def _rows(conn: Connection, ids: list[int], *, full: bool) -> Iterator[Any]:
         size = _size_class(len(part))
         sql, names, fixed = _rows_sql(conn.dialect, size, full)
         bound = {**fixed, **{f"i{k}": part[k] if k < len(part) else -1 for k in range(size)}}
-        params = tuple(bound[n] for n in names) if conn.dialect.positional else bound
-        found = conn.exec_driver_sql(sql, params)
-        yield from (found.cursor.fetchall() if found.cursor else found.all())
+        yield from _run(conn, sql, names, bound)
 
 
 @functools.lru_cache(maxsize=64)
@@ -137,6 +132,13 @@ def _candidates_sql(dialect: Any, keys: int, bands: int,
     q = select(a.id, a.story_id, a.at, a.title, a.fingerprint).where(
         a.id.in_(select(ids.c.article_id)))  # fmt: skip
     return _compiled(q, dialect)
+
+
+def _run(conn: Connection, sql: str, names: list[str], bound: dict[str, Any]) -> list[Any]:
+    """The driver's rows of ``sql`` (from ``_compiled``) with the values ``bound``."""
+    params = tuple(bound[n] for n in names) if conn.dialect.positional else bound
+    found = conn.exec_driver_sql(sql, params)
+    return list(found.cursor.fetchall() if found.cursor else found.all())
 
 
 def _compiled(statement: Any, dialect: Any) -> tuple[str, list[str], dict[str, Any]]:
@@ -213,9 +215,7 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
     for j in range(n_pairs):
         q, term = pairs[j] if j < len(pairs) else (-2, "")
         bound.update({f"tq{j}": q, f"tt{j}": term})
-    params = tuple(bound[n] for n in names) if conn.dialect.positional else bound
-    found = conn.exec_driver_sql(sql, params)
-    stored = dict(found.cursor.fetchall() if found.cursor else found.all())
+    stored = dict(_run(conn, sql, names, bound))
     own = _own_postings(rows, terms)
     j = 0
     for ts in terms:
