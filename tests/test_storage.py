@@ -132,7 +132,8 @@ def test_migration_0005_keeps_index_rows_and_their_times(db_url: str) -> None:
 
     engine = create_engine(db_url)
     times = [datetime(2024, 7, 28, 9, 0, 0, 123456, tzinfo=UTC),
-             datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC)]  # fmt: skip
+             datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC),
+             datetime(1969, 12, 31, 23, 59, 58, 250000, tzinfo=UTC)]  # before 0 on SQLite
     try:
         assert upgrade(engine, "0004") == "0004"
         with engine.begin() as conn:  # rows as 0004 wrote them: times as the DateTime type
@@ -146,10 +147,11 @@ def test_migration_0005_keeps_index_rows_and_their_times(db_url: str) -> None:
         t, b = m.article_terms.c, m.article_bands.c
         with engine.connect() as conn:
             terms = conn.execute(select(t.term, t.at, t.article_id).order_by(t.at)).all()
-            assert [tuple(r) for r in terms] == [("okinawa", times[1], 2), ("okinawa", times[0], 1)]
+            assert [tuple(r) for r in terms] == [
+                ("okinawa", times[2], 3), ("okinawa", times[1], 2), ("okinawa", times[0], 1)]
             assert conn.execute(select(t.article_id).where(t.at > times[1])).scalars().all() == [1]
             bands = conn.execute(select(b.band, b.article_id).order_by(b.article_id)).all()
-            assert [tuple(r) for r in bands] == [("m1.0:ab", 1), ("m1.0:ab", 2)]
+            assert [tuple(r) for r in bands] == [("m1.0:ab", n) for n in (1, 2, 3)]
         _downgrade(engine, "0004")  # and back
         with engine.connect() as conn:
             back = conn.execute(text("SELECT at FROM article_terms ORDER BY article_id")).all()

@@ -28,9 +28,12 @@ _TEXT_TO_MICROS = (
     "CAST(strftime('%s', substr(at, 1, 19)) AS INTEGER) * 1000000"
     " + CAST(substr(at || '.000000', 21, 6) AS INTEGER)"
 )
+# SQLite's / and % truncate toward zero: before 1970 the fraction is counted up from the
+# second below (floor), as datetime does.
+_FRACTION = "((at % 1000000 + 1000000) % 1000000)"
 _MICROS_TO_TEXT = (
-    "strftime('%Y-%m-%d %H:%M:%S', at / 1000000, 'unixepoch')"
-    " || '.' || substr('000000' || (at % 1000000), -6)"
+    f"strftime('%Y-%m-%d %H:%M:%S', (at - {_FRACTION}) / 1000000, 'unixepoch')"
+    f" || '.' || substr('000000' || {_FRACTION}, -6)"
 )
 
 
