@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor import match as match_module
-from monitor._query import is_unspaced, normalise
+from monitor._fold import is_unspaced, normalise
 from monitor.errors import QueryError
 from monitor.match import (
     And,
