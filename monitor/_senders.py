@@ -26,29 +26,36 @@ to DEBUG and the filter drops, for everyone else, whatever the previous level wo
 dropped. Apprise's HTTP plugins log ``error=NNN``. A 5xx SMTP reply (recipient, sender,
 data or authentication refused) or an HTTP 4xx other than 408/429 is PERMANENT;
 everything else (connection refused, timeouts, 4xx SMTP replies, no code found) is RETRY.
-The same filter masks the target's secrets in every apprise record of the send.
+The same filter masks the target's secrets in every apprise record of the send
+(``_apprise_io`` holds the filter, the classification and the URLs' privacy forms).
 """
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import hashlib
 import json
 import logging
-import re
 import sys
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import apprise
 import httpx
 
+from ._apprise_io import (
+    classify,
+    fallback_privacy,
+    instantiate,
+    privacy_url,
+    redact,
+    scheme_of,
+    tapped,
+    url_secrets,
+)
 from ._render import CHAT_LIMIT, MATTERMOST_LIMIT, Format, clean_line, cut
 from .types import Delivery, DeliveryOutcome
 
@@ -65,7 +72,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 _USER_AGENT = "news-monitor"
-_MIN_SECRET = 3  # shorter pieces of a URL are not redacted (they would mangle every text)
 
 SENT = DeliveryOutcome.SENT
 RETRY = DeliveryOutcome.RETRY
@@ -96,224 +102,6 @@ def digest_id(keys: Sequence[str]) -> str:
     """A stable idempotency key for a digest: the same alerts give the same key."""
     digest = hashlib.sha256("\n".join(sorted(keys)).encode("utf-8", "replace"))
     return "digest-" + digest.hexdigest()[:24]
-
-
-# -- privacy -------------------------------------------------------------------------------
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace each secret substring of ``text`` with ``***`` (longest first)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-def _scheme(url: str) -> str:
-    return url.split("://", 1)[0].strip().lower() if "://" in url else ""
-
-
-def _url_pieces(url: str) -> set[str]:
-    """Every part of a URL that could be a credential: password, path segments, values."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password or ""
-    except ValueError:
-        return {url}
-    pieces = {password, *parts.path.split("/")}
-    for pair in parts.query.split("&"):
-        pieces.add(pair.partition("=")[2])
-    pieces |= {unquote(p) for p in pieces}
-    return {p for p in pieces if len(p) >= _MIN_SECRET}
-
-
-def _mask(segment: str) -> str:
-    return f"{segment[0]}...{segment[-1]}" if len(segment) > 2 else "***"
-
-
-def _fallback_privacy(url: str) -> str:
-    """A URL apprise cannot load: scheme, user and host only."""
-    scheme = _scheme(url) or "unknown"
-    try:
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return f"{scheme}://…"
-    user = f"{quote(parts.username or '', safe='')}:****@" if parts.password else ""
-    path = "/…" if parts.path.strip("/") or parts.query else ""
-    return f"{scheme}://{user}{parts.hostname or ''}{port}{path}"
-
-
-def _mask_path(url: str) -> str:
-    """apprise shows a JSON webhook's path in clear; a token often lives there."""
-    head, sep, query = url.partition("?")
-    scheme, _, rest = head.partition("://")
-    host, slash, path = rest.partition("/")
-    masked = "/".join(_mask(s) if s else s for s in path.split("/"))
-    return f"{scheme}://{host}{slash}{masked}{sep}{query}"
-
-
-def privacy_url(url: str) -> str:
-    """apprise's privacy form of ``url`` (passwords and tokens masked), for logs and status.
-
-    JSON webhook paths are masked too; a URL apprise cannot load keeps only its scheme,
-    user and host.
-    """
-    if _scheme(url) == "console":
-        return "console://"
-    plugin = _instantiate(url, _url_pieces(url))
-    if plugin is None:
-        return _fallback_privacy(url)
-    text = _trim_defaults(str(plugin.url(privacy=True)))
-    return _mask_path(text) if _scheme(url) in ("json", "jsons") else text
-
-
-# Options apprise spells out in every URL it prints, at their default values.
-_NOISE = {
-    "overflow=upstream",
-    "retry=0",
-    "wait=0.5",
-    "optional=no",
-    "cto=15",
-    "rto=4",
-    "method=POST",
-    "image=yes",
-    "format=text",
-}
-
-
-def _trim_defaults(url: str) -> str:
-    head, sep, query = url.partition("?")
-    kept = [pair for pair in query.split("&") if pair and pair not in _NOISE]
-    if not sep:
-        return url
-    return head.rstrip("/") + ("?" + "&".join(kept) if kept else "")
-
-
-def url_secrets(url: str) -> tuple[str, ...]:
-    """The substrings of ``url`` to redact: the whole URL and what its privacy form hides."""
-    shown = privacy_url(url)
-    hidden = {p for p in _url_pieces(url) if p not in shown and quote(p, safe="") not in shown}
-    return (url, *sorted(hidden, key=len, reverse=True))
-
-
-# -- apprise log tap -----------------------------------------------------------------------
-
-
-@dataclass
-class _Capture:
-    secrets: Sequence[str]
-    lines: list[str] = field(default_factory=list)
-
-
-_CAPTURE: ContextVar[_Capture | None] = ContextVar("monitor_notify_capture", default=None)
-
-
-class _AppriseTap(logging.Filter):
-    """Copies apprise records into the current send's capture, redacted."""
-
-    def __init__(self, threshold: int) -> None:
-        super().__init__()
-        self.threshold = threshold
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        capture = _CAPTURE.get()
-        if capture is not None:
-            with contextlib.suppress(Exception):
-                text = redact(record.getMessage(), capture.secrets)
-                record.msg, record.args = text, ()
-                capture.lines.append(text)
-        return record.levelno >= self.threshold
-
-
-class _Tap:
-    """Installs the filters while sends run: apprise's (at DEBUG), and httpx's.
-
-    httpx logs each request's full URL at INFO, token included; its filter only redacts.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._apprise = _AppriseTap(logging.NOTSET)
-        self._httpx = _AppriseTap(logging.NOTSET)
-        self._saved_level = logging.NOTSET
-
-    def acquire(self) -> None:
-        with self._lock:
-            if self._users == 0:
-                logger = logging.getLogger("apprise")
-                self._saved_level = logger.level
-                self._apprise.threshold = logger.getEffectiveLevel()
-                logger.addFilter(self._apprise)
-                logging.getLogger("httpx").addFilter(self._httpx)
-                if self._apprise.threshold > logging.DEBUG:
-                    logger.setLevel(logging.DEBUG)
-            self._users += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0:
-                logger = logging.getLogger("apprise")
-                logger.removeFilter(self._apprise)
-                logging.getLogger("httpx").removeFilter(self._httpx)
-                if logger.level == logging.DEBUG and self._apprise.threshold > logging.DEBUG:
-                    logger.setLevel(self._saved_level)
-
-
-_TAP = _Tap()
-
-
-@contextlib.contextmanager
-def _tapped(secrets: Iterable[str]) -> Iterator[_Capture]:
-    capture = _Capture(tuple(secrets))
-    _TAP.acquire()
-    token = _CAPTURE.set(capture)
-    try:
-        yield capture
-    finally:
-        _CAPTURE.reset(token)
-        _TAP.release()
-
-
-def _instantiate(url: str, secrets: Iterable[str]) -> Any:
-    """apprise's plugin object for ``url``, or None; its logs redacted."""
-    with _tapped(secrets):
-        return apprise.Apprise.instantiate(url, suppress_exceptions=True)
-
-
-# -- classifying ---------------------------------------------------------------------------
-
-_SMTP_REPLY = re.compile(r"\((\d{3}), b(['\"])(.*?)\2|refused: (\d{3}) (.*)")
-_HTTP_ERROR = re.compile(r"error=(\d{3})\b")
-
-
-def _smtp_detail(line: str) -> tuple[int, str] | None:
-    found = _SMTP_REPLY.search(line)
-    if not found:
-        return None
-    code, text = int(found[1] or found[4]), clean_line(found[3] or found[5])
-    if text[:2] in ("b'", 'b"'):  # a reply logged as bytes
-        text = text[2:-1]
-    return code, f"SMTP {code} {text}"
-
-
-def _classify_apprise(lines: Sequence[str], where: str) -> Delivery:
-    """RETRY or PERMANENT from what apprise logged during a failed send."""
-    for line in lines:
-        smtp = _smtp_detail(line)
-        if smtp is not None:
-            outcome = PERMANENT if smtp[0] >= 500 else RETRY
-            return Delivery(outcome, f"{where}: {smtp[1]}")
-    for line in lines:
-        http = _HTTP_ERROR.search(line)
-        if http is not None:
-            status = int(http[1])
-            permanent = 400 <= status < 500 and status not in (408, 429)
-            return Delivery(PERMANENT if permanent else RETRY, f"{where}: {clean_line(line)}")
-    cause = next((ln for ln in lines if "Exception:" in ln), None)  # e.g. Errno 111
-    cause = cause or next((ln for ln in reversed(lines) if "fail" in ln or "error" in ln), None)
-    return Delivery(RETRY, f"{where}: {clean_line(cause or 'apprise reported a failure')}")
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -394,7 +182,7 @@ class AppriseSender:
         self._url = url
         self._timeout = timeout
         self._secrets = secrets
-        self._email = _scheme(url) in ("mailto", "mailtos")
+        self._email = scheme_of(url) in ("mailto", "mailtos")
         self.fmt: Format = "html" if self._email else _native_format(plugin)
         self.limit: int | None = None if self._email else CHAT_LIMIT
         self.privacy_url = privacy_url(url)
@@ -410,12 +198,12 @@ class AppriseSender:
 
     def deliver(self, message: Message) -> Delivery:
         fmt = apprise.NotifyFormat(self.fmt)
-        with _tapped(self._secrets) as capture:
+        with tapped(self._secrets) as capture:
             target = apprise.Apprise()
             if not target.add(self._url_for(message)):
                 return Delivery(PERMANENT, f"{self.privacy_url}: apprise cannot load the URL")
             ok = bool(target.notify(body=message.body, title=message.title, body_format=fmt))
-        return Delivery(SENT) if ok else _classify_apprise(capture.lines, self.privacy_url)
+        return Delivery(SENT) if ok else classify(capture.lines, self.privacy_url)
 
 
 class _HTTPSender:
@@ -441,7 +229,7 @@ class _HTTPSender:
         headers.update(kw.pop("headers", {}))
         try:
             with (
-                _tapped(self._secrets),
+                tapped(self._secrets),
                 httpx.Client(
                     timeout=self._timeout, verify=bool(self._plugin.verify_certificate)
                 ) as client,
@@ -519,13 +307,13 @@ def make_sender(url: str, *, timeout: float) -> Sender:
     Raises:
         ValueError: apprise cannot load the URL; the message shows its privacy form only.
     """
-    scheme = _scheme(url)
+    scheme = scheme_of(url)
     if scheme == "console":
         return ConsoleSender()
     secrets = url_secrets(url)
-    plugin = _instantiate(url, secrets)
+    plugin = instantiate(url, secrets)
     if plugin is None:
-        raise ValueError(f"apprise cannot load {_fallback_privacy(url)}")
+        raise ValueError(f"apprise cannot load {fallback_privacy(url)}")
     if scheme in ("json", "jsons"):
         return JSONSender(plugin, url, timeout=timeout, secrets=secrets)
     if scheme in ("mmost", "mmosts") and getattr(plugin, "mode", "webhook") == "webhook":
