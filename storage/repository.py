@@ -1,13 +1,12 @@
 """The one Repository implementation: SQLAlchemy 2 Core on SQLite or PostgreSQL.
 
 ``SQLRepository`` holds the transactions, articles and stories here; its sources and
-its outbox are written in ``_sources`` and ``_outbox``, and its candidate lookup SQL in
-``_lookup``.
+its outbox are written in ``_sources`` and ``_outbox``, the dedupe index rows in
+``_index`` and the candidate lookup SQL in ``_lookup``.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import threading
@@ -51,11 +50,10 @@ from ._engine import (
     retrying,
     upsert,
 )
+from ._index import PendingIndex, index_values
 from ._lookup import (
     BATCH_IDS,
-    ROWS_PER_QUERY,
     _batch_postings,
-    _bind,
     _compared,
     _Decoded,
     _holding,
@@ -160,7 +158,7 @@ class SQLRepository(SourceStore, OutboxStore):
         if self.in_transaction:
             yield
             return
-        pending = _PendingIndex(self.engine.dialect)
+        pending = PendingIndex(self.engine.dialect)
         try:
             with self._tx() as conn:
                 self._local.conn, self._local.pending = conn, pending
@@ -260,7 +258,7 @@ class SQLRepository(SourceStore, OutboxStore):
         found by most terms (ties: newest, then highest id). Each term reads at most
         ``per_term`` index entries, so the cost does not grow with the store.
         """
-        keys, bands, terms = _index_values(fp)
+        keys, bands, terms = index_values(fp)
         if min(limit, per_term) <= 0:
             terms = []
         if not (keys or bands or terms):
@@ -287,7 +285,7 @@ class SQLRepository(SourceStore, OutboxStore):
         """
         if not probes:
             return []
-        indexed = [_index_values(fp) for fp, _ in probes]
+        indexed = [index_values(fp) for fp, _ in probes]
         keys, bands = [k for k, _, _ in indexed], [b for _, b, _ in indexed]
         use_terms = min(limit, per_term) > 0
         terms = [t if use_terms else [] for _, _, t in indexed]
@@ -405,14 +403,14 @@ class SQLRepository(SourceStore, OutboxStore):
         Raises:
             ConcurrentWriteError: when written now, as ``_flush_index``.
         """
-        held: _PendingIndex | None = getattr(self._local, "pending", None)
-        pending = held if held is not None else _PendingIndex(conn.dialect)
+        held: PendingIndex | None = getattr(self._local, "pending", None)
+        pending = held if held is not None else PendingIndex(conn.dialect)
         pending.add(article_id, intent.fingerprint, intent.article.when,
                     checked=intent.decision.kind is not DecisionKind.DUPLICATE)
         if held is None:
             self._flush_index(conn, pending)
 
-    def _flush_index(self, conn: Connection, pending: _PendingIndex | None = None) -> None:
+    def _flush_index(self, conn: Connection, pending: PendingIndex | None = None) -> None:
         """Write the index rows of ``pending`` (by default those ``transaction`` holds
         back): one statement per index.
 
@@ -424,21 +422,7 @@ class SQLRepository(SourceStore, OutboxStore):
             pending = getattr(self._local, "pending", None)
         if not pending:
             return
-        if pending.keys:
-            conn.execute(self._insert(m.article_keys), pending.keys)
-            k = m.article_keys.c
-            holders = select(k.key, k.article_id).join(m.articles, m.articles.c.id == k.article_id)
-            for chunk in _chunks(list(pending.checked), ROWS_PER_QUERY):
-                for key, holder in conn.execute(holders.where(k.key.in_(chunk))):
-                    if holder != pending.checked[key]:
-                        raise ConcurrentWriteError(
-                            f"article {pending.checked[key]}: an article with the same key "
-                            "was stored concurrently; decide again")  # fmt: skip
-        if pending.bands:
-            _insert_rows(conn, m.article_bands, ("band", "article_id"), pending.bands)
-        if pending.terms:
-            _insert_rows(conn, m.article_terms, ("term", "at", "article_id"), pending.terms)
-        pending.clear()
+        pending.write(conn, self._insert)
 
     def get_article(self, article_id: int) -> dict[str, Any] | None:
         with self._tx() as conn:
@@ -568,58 +552,6 @@ class SQLRepository(SourceStore, OutboxStore):
                          .values(articles=st.articles - 1))  # fmt: skip
         return int(new_id)
 
-class _PendingIndex:
-    """Index rows of a ``transaction`` not written yet, and the keys to check. Band and
-    term rows are kept as the driver takes them (``_insert_rows``)."""
-
-    def __init__(self, dialect: Any) -> None:
-        self._band = _bind(m.article_bands.c.band.type, dialect)
-        self._term = _bind(m.article_terms.c.term.type, dialect)
-        self._at = _bind(m.article_terms.c.at.type, dialect)
-        self.keys: list[dict[str, Any]] = []
-        self.bands: list[tuple[Any, ...]] = []
-        self.terms: list[tuple[Any, ...]] = []
-        self.checked: dict[str, int] = {}  # key -> the article it must belong to
-        self.written: list[int] = []  # every article of the transaction
-
-    def __bool__(self) -> bool:
-        return bool(self.keys or self.bands or self.terms)
-
-    def add(self, article_id: int, fp: Fingerprint, at: datetime, *, checked: bool) -> None:
-        keys, bands, terms = _index_values(fp)
-        self.written.append(article_id)
-        self.keys += [{"key": key, "article_id": article_id} for key in keys]
-        if checked:
-            self.checked.update(dict.fromkeys(keys, article_id))
-        band, term, at_ = self._band, self._term, self._at(at)
-        self.bands += [(band(b), article_id) for b in bands]
-        self.terms += [(term(t), at_, article_id) for t in terms]
-
-    def clear(self) -> None:
-        self.keys, self.bands, self.terms, self.checked = [], [], [], {}
-
-
-def _insert_rows(conn: Connection, table: Any, names: tuple[str, ...],
-                 rows: list[tuple[Any, ...]]) -> None:  # fmt: skip
-    """INSERT ``rows`` (values of the columns ``names``, processed by ``_bind``) into
-    ``table`` through the driver's executemany: SQLAlchemy's took several times as long
-    as the inserts, processing each row's parameters."""
-    sql, order = _insert_sql(conn.dialect, table, names)
-    if conn.dialect.positional:
-        index = [names.index(n) for n in order]
-        params: list[Any] = rows if index == list(range(len(names))) else [
-            tuple(r[i] for i in index) for r in rows]  # fmt: skip
-    else:
-        params = [dict(zip(names, r, strict=True)) for r in rows]
-    conn.exec_driver_sql(sql, params)
-
-
-@functools.lru_cache(maxsize=16)
-def _insert_sql(dialect: Any, table: Any, names: tuple[str, ...]) -> tuple[str, list[str]]:
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(names))
-    return compiled.string, list(compiled.positiontup or names)
-
-
 def _split_by_hand(conn: Connection, *story_ids: int) -> bool:
     """Whether one of the stories holds an article a hand split moved (its reason says)."""
     a = m.articles.c
@@ -644,17 +576,3 @@ def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
         yield items[i : i + size]
 
 
-def _index_values(fp: Fingerprint) -> tuple[list[str], list[str], list[str]]:
-    """The keys, bands and terms of ``fp`` as the index stores them, each once: what is
-    written and what a lookup asks for are the same values."""
-    return (list(dict.fromkeys(_index_key(k) for k in fp.keys)), list(dict.fromkeys(fp.bands)),
-            list(dict.fromkeys(t[:200] for t in fp.terms)))  # fmt: skip
-
-
-def _index_key(key: str) -> str:
-    """A dedupe key as stored (cleaned, 200 characters at most): a longer one by its hash,
-    so two long URLs that share a beginning stay different keys."""
-    key = m.clean_text(key)
-    if len(key) <= 200:
-        return key
-    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,0 +1,114 @@
+"""The dedupe index an article's fingerprint writes (``article_keys``, ``article_bands``,
+``article_terms``) and the values a lookup asks it for, from one function
+(``index_values``), so the two cannot drift apart."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert, select
+
+from monitor.errors import ConcurrentWriteError
+from monitor.types import Fingerprint
+
+from . import models as m
+from ._lookup import ROWS_PER_QUERY, _bind
+
+
+class PendingIndex:
+    """Index rows of a ``transaction`` not written yet, and the keys to check. Band and
+    term rows are kept as the driver takes them (``insert_rows``)."""
+
+    def __init__(self, dialect: Any) -> None:
+        self._band = _bind(m.article_bands.c.band.type, dialect)
+        self._term = _bind(m.article_terms.c.term.type, dialect)
+        self._at = _bind(m.article_terms.c.at.type, dialect)
+        self.keys: list[dict[str, Any]] = []
+        self.bands: list[tuple[Any, ...]] = []
+        self.terms: list[tuple[Any, ...]] = []
+        self.checked: dict[str, int] = {}  # key -> the article it must belong to
+        self.written: list[int] = []  # every article of the transaction
+
+    def __bool__(self) -> bool:
+        return bool(self.keys or self.bands or self.terms)
+
+    def add(self, article_id: int, fp: Fingerprint, at: datetime, *, checked: bool) -> None:
+        keys, bands, terms = index_values(fp)
+        self.written.append(article_id)
+        self.keys += [{"key": key, "article_id": article_id} for key in keys]
+        if checked:
+            self.checked.update(dict.fromkeys(keys, article_id))
+        band, term, at_ = self._band, self._term, self._at(at)
+        self.bands += [(band(b), article_id) for b in bands]
+        self.terms += [(term(t), at_, article_id) for t in terms]
+
+    def clear(self) -> None:
+        self.keys, self.bands, self.terms, self.checked = [], [], [], {}
+
+    def write(self, conn: Connection, insert_ignoring: Callable[[Table], Any]) -> None:
+        """Write the rows held, one statement per index, and forget them.
+
+        Raises:
+            ConcurrentWriteError: a key of an article that is not a duplicate belongs to
+                another one (stored by another daemon since the candidates were read).
+        """
+        if self.keys:
+            conn.execute(insert_ignoring(m.article_keys), self.keys)
+            k = m.article_keys.c
+            holders = select(k.key, k.article_id).join(m.articles, m.articles.c.id == k.article_id)
+            for chunk in _chunks(list(self.checked)):
+                for key, holder in conn.execute(holders.where(k.key.in_(chunk))):
+                    if holder != self.checked[key]:
+                        raise ConcurrentWriteError(
+                            f"article {self.checked[key]}: an article with the same key "
+                            "was stored concurrently; decide again")  # fmt: skip
+        if self.bands:
+            insert_rows(conn, m.article_bands, ("band", "article_id"), self.bands)
+        if self.terms:
+            insert_rows(conn, m.article_terms, ("term", "at", "article_id"), self.terms)
+        self.clear()
+
+
+def insert_rows(conn: Connection, table: Any, names: tuple[str, ...],
+                rows: list[tuple[Any, ...]]) -> None:  # fmt: skip
+    """INSERT ``rows`` (values of the columns ``names``, processed by ``_bind``) into
+    ``table`` through the driver's executemany: SQLAlchemy's took several times as long
+    as the inserts, processing each row's parameters."""
+    sql, order = _insert_sql(conn.dialect, table, names)
+    if conn.dialect.positional:
+        index = [names.index(n) for n in order]
+        params: list[Any] = rows if index == list(range(len(names))) else [
+            tuple(r[i] for i in index) for r in rows]  # fmt: skip
+    else:
+        params = [dict(zip(names, r, strict=True)) for r in rows]
+    conn.exec_driver_sql(sql, params)
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_sql(dialect: Any, table: Any, names: tuple[str, ...]) -> tuple[str, list[str]]:
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(names))
+    return compiled.string, list(compiled.positiontup or names)
+
+
+def index_values(fp: Fingerprint) -> tuple[list[str], list[str], list[str]]:
+    """The keys, bands and terms of ``fp`` as the index stores them, each once: what is
+    written and what a lookup asks for are the same values."""
+    return (list(dict.fromkeys(_index_key(k) for k in fp.keys)), list(dict.fromkeys(fp.bands)),
+            list(dict.fromkeys(t[:200] for t in fp.terms)))  # fmt: skip
+
+
+def _index_key(key: str) -> str:
+    """A dedupe key as stored (cleaned, 200 characters at most): a longer one by its hash,
+    so two long URLs that share a beginning stay different keys."""
+    key = m.clean_text(key)
+    if len(key) <= 200:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _chunks(items: list[str]) -> list[list[str]]:
+    return [items[i : i + ROWS_PER_QUERY] for i in range(0, len(items), ROWS_PER_QUERY)]
