@@ -1,8 +1,9 @@
 """The one Repository implementation: SQLAlchemy 2 Core on SQLite or PostgreSQL.
 
 ``SQLRepository`` holds the transactions, articles and stories here; its sources and
-its outbox are written in ``_sources`` and ``_outbox``, the dedupe index rows in
-``_index`` and the candidate lookup SQL in ``_lookup``.
+its outbox and the stories users see and correct are written in ``_sources``,
+``_outbox`` and ``_stories``, the dedupe index rows in ``_index`` and the candidate
+lookup SQL in ``_lookup``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from ._lookup import (
 )
 from ._outbox import OutboxStore, alert_payload
 from ._sources import SourceStore
+from ._stories import StoryStore, follow_merges
 
 __all__ = ["SQLRepository", "alert_payload"]
 
@@ -72,7 +74,6 @@ log = logging.getLogger("monitor.storage")
 T = TypeVar("T")
 
 DECODED = 3000  # candidates kept decoded (about 13 kB each, see _compared)
-SPLIT_BY_HAND = "split by hand from story"  # the reason of an article a hand split moved
 
 
 def _fp_to_json(fp: Fingerprint) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def _fp_to_json(fp: Fingerprint) -> dict[str, Any]:
 
 
 @retry_transactions(skip=("as_candidate", "close", "hold_lock", "ping", "transaction"))
-class SQLRepository(SourceStore, OutboxStore):
+class SQLRepository(SourceStore, StoryStore, OutboxStore):
     """Stores sources, articles, stories, matches and the outbox.
 
     Contract:
@@ -373,7 +374,7 @@ class SQLRepository(SourceStore, OutboxStore):
     def _story_for(self, conn: Connection, intent: ArticleIntent, now: datetime) -> int:
         d, art = intent.decision, intent.article
         if d.story_id is not None:
-            story_id = _follow_merges(conn, d.story_id)
+            story_id = follow_merges(conn, d.story_id)
             conn.execute(self._join_story, {"b_story": story_id, "b_when": art.when})
             return story_id
         return int(conn.execute(self._new_story, {
@@ -428,19 +429,6 @@ class SQLRepository(SourceStore, OutboxStore):
         with self._tx() as conn:
             row = conn.execute(select(m.articles).where(m.articles.c.id == article_id)).first()
         return dict(row._mapping) if row else None
-
-    def get_story(self, story_id: int) -> dict[str, Any] | None:
-        """A story with ``alerted`` (any outbox row) and its sources."""
-        with self._tx() as conn:
-            story_id = _follow_merges(conn, story_id)
-            row = conn.execute(select(m.stories).where(m.stories.c.id == story_id)).first()
-            if row is None:
-                return None
-            alerted = conn.execute(select(func.count()).select_from(m.outbox)
-                                   .where(m.outbox.c.story_id == story_id)).scalar_one()
-            srcs = conn.execute(select(m.articles.c.source).where(
-                m.articles.c.story_id == story_id).distinct()).scalars().all()  # fmt: skip
-        return {**dict(row._mapping), "alerted": alerted > 0, "sources": sorted(srcs)}
 
     def iter_articles(self, since: datetime | None = None, *,
                       batch: int = 1000) -> Iterator[dict[str, Any]]:  # fmt: skip
@@ -504,72 +492,6 @@ class SQLRepository(SourceStore, OutboxStore):
                 conn.execute(update(m.articles).where(a.id.in_(ids))
                              .values(body="", pruned=True))  # fmt: skip
         return len(ids)
-
-    # -- story corrections -------------------------------------------------------------
-
-    def merge_stories(self, keep: int, other: int, *, automatic: bool = False) -> int:
-        """Merge story ``other`` into ``keep``; later articles follow. Returns articles moved.
-
-        ``automatic`` marks dedupe healing a fragment (``Decision.merge_story_ids``): it
-        moves nothing when the two are one story already, nor when either holds an
-        article split out by hand, so a correction is kept.
-        """
-        with self._tx() as conn:
-            keep, other = _follow_merges(conn, keep), _follow_merges(conn, other)
-            if automatic and (keep == other or _split_by_hand(conn, keep, other)):
-                return 0
-            found = conn.execute(select(func.count()).select_from(m.stories)
-                                 .where(m.stories.c.id.in_([keep, other]))).scalar_one()
-            if found != 2 or keep == other:
-                raise StorageError(f"cannot merge story {other} into {keep}: "
-                                   "both must exist and differ")  # fmt: skip
-            moved = conn.execute(update(m.articles).where(m.articles.c.story_id == other)
-                                 .values(story_id=keep)).rowcount  # fmt: skip
-            conn.execute(update(m.outbox).where(m.outbox.c.story_id == other)
-                         .values(story_id=keep))  # fmt: skip
-            st = m.stories.c
-            conn.execute(update(m.stories).where(st.id == other)
-                         .values(merged_into=keep, articles=0))  # fmt: skip
-            conn.execute(update(m.stories).where(st.id == keep)
-                         .values(articles=st.articles + moved))  # fmt: skip
-        return int(moved)
-
-    def split_article(self, article_id: int, now: datetime) -> int:
-        """Move one article into a story of its own; later re-reports of it follow it."""
-        with self._tx() as conn:
-            art = conn.execute(select(m.articles).where(m.articles.c.id == article_id)).first()
-            if art is None:
-                raise StorageError(f"no article {article_id}")
-            st = m.stories.c
-            new_id = conn.execute(insert(m.stories).values(
-                title=art.title, first_at=art.at, last_at=art.at, articles=1,
-                related_story_id=art.story_id, created_at=now,
-            ).returning(st.id)).scalar_one()  # fmt: skip
-            conn.execute(update(m.articles).where(m.articles.c.id == article_id).values(
-                story_id=new_id, decision="new", level=0,
-                reason=f"{SPLIT_BY_HAND} {art.story_id}"))  # fmt: skip
-            conn.execute(update(m.stories).where(st.id == art.story_id)
-                         .values(articles=st.articles - 1))  # fmt: skip
-        return int(new_id)
-
-def _split_by_hand(conn: Connection, *story_ids: int) -> bool:
-    """Whether one of the stories holds an article a hand split moved (its reason says)."""
-    a = m.articles.c
-    q = select(a.id).where(a.story_id.in_(story_ids), a.reason.startswith(SPLIT_BY_HAND))
-    return conn.execute(q.limit(1)).first() is not None
-
-
-_MERGED_INTO = select(m.stories.c.merged_into).where(m.stories.c.id == bindparam("b_story"))
-
-
-def _follow_merges(conn: Connection, story_id: int) -> int:
-    for _ in range(100):
-        nxt = conn.execute(_MERGED_INTO, {"b_story": story_id}).scalar()
-        if nxt is None:
-            return story_id
-        story_id = nxt
-    return story_id
-
 
 def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
     for i in range(0, len(items), size):

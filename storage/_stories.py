@@ -1,0 +1,103 @@
+"""``SQLRepository``'s stories as users see and correct them: a story with its sources,
+``monitor story merge`` and ``monitor story split``, and the chain of merges a stored
+decision follows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+
+from monitor.errors import StorageError
+
+from . import models as m
+from ._engine import retry_transactions
+
+SPLIT_BY_HAND = "split by hand from story"  # the reason of an article a hand split moved
+
+
+@retry_transactions()
+class StoryStore:
+    """The stories part of ``SQLRepository`` (its contract holds here)."""
+
+    _tx: Callable[[], AbstractContextManager[Connection]]
+
+    def get_story(self, story_id: int) -> dict[str, Any] | None:
+        """A story with ``alerted`` (any outbox row) and its sources."""
+        with self._tx() as conn:
+            story_id = follow_merges(conn, story_id)
+            row = conn.execute(select(m.stories).where(m.stories.c.id == story_id)).first()
+            if row is None:
+                return None
+            alerted = conn.execute(select(func.count()).select_from(m.outbox)
+                                   .where(m.outbox.c.story_id == story_id)).scalar_one()
+            srcs = conn.execute(select(m.articles.c.source).where(
+                m.articles.c.story_id == story_id).distinct()).scalars().all()  # fmt: skip
+        return {**dict(row._mapping), "alerted": alerted > 0, "sources": sorted(srcs)}
+
+    def merge_stories(self, keep: int, other: int, *, automatic: bool = False) -> int:
+        """Merge story ``other`` into ``keep``; later articles follow. Returns articles moved.
+
+        ``automatic`` marks dedupe healing a fragment (``Decision.merge_story_ids``): it
+        moves nothing when the two are one story already, nor when either holds an
+        article split out by hand, so a correction is kept.
+        """
+        with self._tx() as conn:
+            keep, other = follow_merges(conn, keep), follow_merges(conn, other)
+            if automatic and (keep == other or _split_by_hand(conn, keep, other)):
+                return 0
+            found = conn.execute(select(func.count()).select_from(m.stories)
+                                 .where(m.stories.c.id.in_([keep, other]))).scalar_one()
+            if found != 2 or keep == other:
+                raise StorageError(f"cannot merge story {other} into {keep}: "
+                                   "both must exist and differ")  # fmt: skip
+            moved = conn.execute(update(m.articles).where(m.articles.c.story_id == other)
+                                 .values(story_id=keep)).rowcount  # fmt: skip
+            conn.execute(update(m.outbox).where(m.outbox.c.story_id == other)
+                         .values(story_id=keep))  # fmt: skip
+            st = m.stories.c
+            conn.execute(update(m.stories).where(st.id == other)
+                         .values(merged_into=keep, articles=0))  # fmt: skip
+            conn.execute(update(m.stories).where(st.id == keep)
+                         .values(articles=st.articles + moved))  # fmt: skip
+        return int(moved)
+
+    def split_article(self, article_id: int, now: datetime) -> int:
+        """Move one article into a story of its own; later re-reports of it follow it."""
+        with self._tx() as conn:
+            art = conn.execute(select(m.articles).where(m.articles.c.id == article_id)).first()
+            if art is None:
+                raise StorageError(f"no article {article_id}")
+            st = m.stories.c
+            new_id = conn.execute(insert(m.stories).values(
+                title=art.title, first_at=art.at, last_at=art.at, articles=1,
+                related_story_id=art.story_id, created_at=now,
+            ).returning(st.id)).scalar_one()  # fmt: skip
+            conn.execute(update(m.articles).where(m.articles.c.id == article_id).values(
+                story_id=new_id, decision="new", level=0,
+                reason=f"{SPLIT_BY_HAND} {art.story_id}"))  # fmt: skip
+            conn.execute(update(m.stories).where(st.id == art.story_id)
+                         .values(articles=st.articles - 1))  # fmt: skip
+        return int(new_id)
+
+
+def _split_by_hand(conn: Connection, *story_ids: int) -> bool:
+    """Whether one of the stories holds an article a hand split moved (its reason says)."""
+    a = m.articles.c
+    q = select(a.id).where(a.story_id.in_(story_ids), a.reason.startswith(SPLIT_BY_HAND))
+    return conn.execute(q.limit(1)).first() is not None
+
+
+_MERGED_INTO = select(m.stories.c.merged_into).where(m.stories.c.id == bindparam("b_story"))
+
+
+def follow_merges(conn: Connection, story_id: int) -> int:
+    for _ in range(100):
+        nxt = conn.execute(_MERGED_INTO, {"b_story": story_id}).scalar()
+        if nxt is None:
+            return story_id
+        story_id = nxt
+    return story_id
