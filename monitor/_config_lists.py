@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import time
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._config_values import (
@@ -24,22 +25,37 @@ from .errors import QueryError
 _DAILY = re.compile(r"^daily\s+(\d{1,2}):(\d{2})(?:\s+(\S+))?$")
 
 
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_T = TypeVar("_T", bound=_Named)
+
 
 def _feeds(raw: Any, problems: _Problems) -> tuple[FeedConfig, ...]:
+    return _named("feeds", "feed", raw, problems,
+                  lambda item, path: _feed(item, path, problems))  # fmt: skip
+
+
+def _named(key: str, what: str, raw: Any, problems: _Problems,
+           parse: Callable[[Any, str], _T | None]) -> tuple[_T, ...]:  # fmt: skip
+    """The items of the list ``key`` that ``parse`` accepts; a repeated name is a problem."""
     if not isinstance(raw, list):
-        problems.add("feeds", "must be a list")
+        problems.add(key, "must be a list")
         return ()
-    feeds: list[FeedConfig] = []
+    out: list[_T] = []
     seen: set[str] = set()
     for i, item in enumerate(raw):
-        feed = _feed(item, f"feeds[{i}]", problems)
-        if feed is None:
+        parsed = parse(item, f"{key}[{i}]")
+        if parsed is None:
             continue
-        if feed.name in seen:
-            problems.add(f"feeds[{i}].name", f"duplicate feed name {feed.name!r}")
-        seen.add(feed.name)
-        feeds.append(feed)
-    return tuple(feeds)
+        name = parsed.name
+        if name in seen:
+            problems.add(f"{key}[{i}].name", f"duplicate {what} name {name!r}")
+        seen.add(name)
+        out.append(parsed)
+    return tuple(out)
 
 
 _FEED_KEYS = {"name", "url", "type", "interval", "select", "enabled", "headers", "verify_tls",
@@ -119,20 +135,8 @@ def parse_digest(value: Any) -> DigestSpec:
 
 
 def _watchlists(raw: Any, config: Config, problems: _Problems) -> tuple[WatchlistConfig, ...]:
-    if not isinstance(raw, list):
-        problems.add("watchlists", "must be a list")
-        return ()
-    out: list[WatchlistConfig] = []
-    seen: set[str] = set()
-    for i, item in enumerate(raw):
-        wl = _watchlist(item, f"watchlists[{i}]", config, problems)
-        if wl is None:
-            continue
-        if wl.name in seen:
-            problems.add(f"watchlists[{i}].name", f"duplicate watchlist name {wl.name!r}")
-        seen.add(wl.name)
-        out.append(wl)
-    return tuple(out)
+    return _named("watchlists", "watchlist", raw, problems,
+                  lambda item, path: _watchlist(item, path, config, problems))  # fmt: skip
 
 
 _WATCHLIST_KEYS = {"name", "query", "notify", "digest", "urgent", "templates"}
