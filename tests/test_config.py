@@ -142,3 +142,16 @@ def test_operations_keys_are_off_by_default_and_validated_by_path() -> None:
                  "feeds[0].silent_after"):  # fmt: skip
         assert f"{path}:" in text, path
     assert len(problems) == 5
+
+
+def test_repeated_feed_and_watchlist_names_are_problems() -> None:
+    feed = {"name": "mod", "url": "https://example.org/rss"}
+    watch = {"name": "usfj", "query": "USFJ"}
+    problems = _problems({"feeds": [feed, {**feed, "name": "other"}, feed],
+                          "watchlists": [watch, watch, "not a mapping"]})  # fmt: skip
+    assert problems == [
+        "feeds[2].name: duplicate feed name 'mod'",
+        "watchlists[1].name: duplicate watchlist name 'usfj'",
+        "watchlists[2]: must be a mapping with name and query",
+    ]
+    assert _problems({"feeds": {"mod": feed}}) == ["feeds: must be a list"]
