@@ -211,7 +211,8 @@ def test_text_is_stored_alike_on_both_backends(repo: SQLRepository) -> None:
     payload = {**base.alerts[0].payload, "snippet": f"{dirty} {astral}", "terms": [dirty]}
     intent = replace(
         base, article=art, item_key="g:\x001",
-        fingerprint=replace(base.fingerprint, keys=("url:\x00k",), data={"w\x00": dirty}),
+        fingerprint=replace(base.fingerprint, keys=("url:\x00k",),
+                            data={"w\x00": dirty, "typed": "a\\u0000b"}),  # NUL, as text
         alerts=(replace(base.alerts[0], payload=payload),),
     )  # fmt: skip
     article_id = repo.add_article(intent, T0)
@@ -220,7 +221,8 @@ def test_text_is_stored_alike_on_both_backends(repo: SQLRepository) -> None:
     assert row is not None
     assert (row["source"], row["title"], row["body"]) == ("wire", f"{astral} {clean}", clean)
     assert (row["author"], row["url"], row["item_key"]) == ("Ann", "https://example.org/1", "g:1")
-    assert row["fingerprint"]["data"] == {"w": clean} and row["fingerprint"]["keys"] == ["url:k"]
+    assert row["fingerprint"]["data"] == {"w": clean, "typed": "a\\u0000b"}
+    assert row["fingerprint"]["keys"] == ["url:k"]
     assert repo.get_seen_items("wire\x00", ["g:\x001"]) == {"g:1"}  # lookups cleaned alike
     assert repo.add_article(intent, T0) is None  # and so are the unique keys
     alert = repo.claim_alerts(T0, "one", timedelta(minutes=2))[0].alert
