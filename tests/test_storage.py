@@ -419,3 +419,17 @@ def test_sqlite_files_are_written_ahead_and_checkpointed_in_large_steps(tmp_path
             conn.close()
     finally:
         repo.close()
+
+
+def test_every_public_method_is_one_retried_transaction() -> None:
+    # SQLRepository inherits its sources, stories and outbox methods: each class must
+    # wrap its own, or a transient error there would fail at once.
+    import inspect
+
+    unwrapped = {"as_candidate", "close", "hold_lock", "ping", "transaction"}
+    methods = {name: inspect.getattr_static(SQLRepository, name) for name in dir(SQLRepository)
+               if not name.startswith("_")}  # fmt: skip
+    checked = [name for name, f in methods.items() if inspect.isfunction(f)
+               and not inspect.isgeneratorfunction(inspect.unwrap(f))]  # fmt: skip
+    assert {"claim_sources", "claim_alerts", "merge_stories", "add_article"} <= set(checked)
+    assert [n for n in checked if hasattr(methods[n], "__wrapped__") == (n in unwrapped)] == []
