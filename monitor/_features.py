@@ -10,17 +10,15 @@ loaded once per language. Everything here feeds ``monitor.dedupe``; nothing here
 - Entities are capitalised words found mid-sentence (or rare enough to be names at a
   sentence start); numbers, years and calendar dates are kept apart because they tell
   two events of one kind apart (two earthquakes share vocabulary, not magnitudes).
-- The MinHash signature is one-permutation hashing over word 3-shingles, with rotation
-  densification, so it costs one hash per shingle.
+- The MinHash signature (``_minhash``) is one-permutation hashing over word 3-shingles,
+  with rotation densification, so it costs one hash per shingle.
 """
 
 from __future__ import annotations
 
 import bisect
-import hashlib
 import itertools
 import math
-import operator
 import re
 import unicodedata
 from array import array
@@ -30,6 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import wordfreq
+
+from ._minhash import SIGNATURE_SIZE, signature, signature_similarity
 
 __all__ = [
     "SIGNATURE_SIZE",
@@ -58,8 +58,6 @@ NAME_MIN_WEIGHT = 1.0
 MAX_TEXT = 8_000
 # Names kept as written, for the reasons a decision gives.
 MAX_SHOWN = 40
-SHINGLE = 3
-SIGNATURE_SIZE = 64
 
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _CJK_RUN = re.compile(f"[{_CJK}]+")
@@ -417,51 +415,6 @@ def term_vector(title: Sequence[str], body: Sequence[str], lang: str) -> dict[st
 
 def _vector_term(term: str) -> bool:
     return not term[:1].isdigit() and term not in _WEEKDAYS
-
-
-_BLAKE2B_8 = hashlib.blake2b(digest_size=8)
-
-
-def signature(terms: Sequence[str]) -> tuple[int, ...]:
-    """One-permutation MinHash of word 3-shingles (empty when the text is too short)."""
-    if len(terms) < SHINGLE + 2:
-        return ()
-    empty = 1 << 32  # above every 32-bit value
-    bins = [empty] * SIGNATURE_SIZE
-    for shingle in map(" ".join, zip(*(terms[k:] for k in range(SHINGLE)), strict=False)):
-        hasher = _BLAKE2B_8.copy()  # cheaper than a new one, and the same digest
-        hasher.update(shingle.encode())
-        h = int.from_bytes(hasher.digest(), "big")
-        slot, value = h % SIGNATURE_SIZE, (h >> 8) & 0xFFFFFFFF
-        if value < bins[slot]:
-            bins[slot] = value
-    if empty not in bins:
-        return tuple(bins)
-    return _densify([None if v == empty else v for v in bins])
-
-
-def _densify(bins: list[int | None]) -> tuple[int, ...]:
-    # Rotation densification: an empty bin borrows the next filled bin's value, marked by
-    # the distance, so two texts agree on it exactly when they agree on the lender.
-    size = len(bins)
-    out: list[int] = []
-    for i, own in enumerate(bins):
-        if own is not None:  # step 0: the value itself (values are 32-bit)
-            out.append(own)
-            continue
-        for step in range(1, size):
-            value = bins[(i + step) % size]
-            if value is not None:
-                out.append((value + step * 0x9E3779B1) & 0xFFFFFFFF)
-                break
-    return tuple(out)
-
-
-def signature_similarity(a: Sequence[int], b: Sequence[int]) -> float:
-    """Estimated Jaccard similarity of two signatures' shingle sets (0 if either is empty)."""
-    if not a or not b or len(a) != len(b):
-        return 0.0
-    return int(sum(map(operator.eq, a, b))) / len(a)
 
 
 def extract(title: str, body: str) -> Features:
