@@ -75,7 +75,7 @@ def _stored(conn: Connection, decoded: _Decoded, ids: list[int]) -> dict[int, Ca
     for id_, story_id, at in _rows(conn, [i for i in ids if i in decoded], full=False):
         hit = decoded.get(id_, when_(at))
         if hit is not None:
-            out[id_] = hit if hit.story_id == story_id else replace(hit, story_id=story_id)
+            out[id_] = _in_story(hit, story_id)
     for row in _rows(conn, [i for i in ids if i not in out], full=True):
         out[row[0]] = _from_row(decoded, when_, row)
     return out
@@ -91,6 +91,11 @@ def _from_row(decoded: _Decoded, when_: Any, row: Sequence[Any]) -> Candidate:
         fp = orjson.loads(raw) if isinstance(raw, (str, bytes)) else raw
         return decoded.put(Candidate(article_id=id_, story_id=story_id, when=when,
                                      title=title, fingerprint=_compared(fp)))  # fmt: skip
+    return _in_story(hit, story_id)
+
+
+def _in_story(hit: Candidate, story_id: int) -> Candidate:
+    """A decoded candidate in the story its row names now (merges move articles)."""
     return hit if hit.story_id == story_id else replace(hit, story_id=story_id)
 
 
@@ -155,12 +160,10 @@ def _result(type_: Any, dialect: Any) -> Any:
     return process or (lambda value: value)
 
 
-@functools.lru_cache(maxsize=64)
 def _by_terms(n: int) -> Any:
     """The level-3 lookup for ``n`` terms (bound as ``t0`` …): each term's latest ``per``
     postings in ``[low, high]`` (an index range scan that stops early), then the ``limit``
-    articles found by most terms. Built once per ``n``: building it costs more than
-    running it."""
+    articles found by most terms (compiled once per size by ``_candidates_sql``)."""
     t = m.article_terms.c
     postings = [select(t.article_id, t.at)
                 .where(t.term == bindparam(f"t{i}"), t.at >= bindparam("low"),
