@@ -319,7 +319,7 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
         and fingerprint cleaned and through JSON), without reading it."""
         # Only what _compared keeps goes through the cleaning and JSON.
         raw = _fp_to_json(replace(intent.fingerprint, bands=(), terms=()))
-        fp = orjson.loads(orjson.dumps(m.CleanJSON().process_bind_param(raw, self.engine.dialect)))
+        fp = orjson.loads(m.json_as_stored(raw))
         when = intent.article.when.astimezone(UTC)
         found = Candidate(article_id=article_id, story_id=story_id, when=when,
                           title=m.clean_text(intent.article.title),
