@@ -504,23 +504,21 @@ def run_reader(python: str, workdir: Path, server: FeedServer) -> Run:
 def story_scores(db: Path, events: dict[str, int]) -> str:
     """Pairs precision and recall of the stored stories against the corpus's events: what
     a speed-up must not trade away (an article and a syndicated copy of it are one pair of
-    the same event, as two outlets' write-ups are)."""
+    the same event, as two outlets' write-ups are), scored as ``monitor eval stories``
+    scores them."""
     import sqlite3
-    from collections import Counter
     from contextlib import closing
+
+    from monitor.evaluate import pair_scores
 
     with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute("SELECT link, story_id FROM articles WHERE link IS NOT NULL")
-        labelled = [(events[link], story) for link, story in rows if link in events]
-
-    def pairs(counts: Counter[Any]) -> int:
-        return sum(n * (n - 1) // 2 for n in counts.values())
-
-    both = pairs(Counter(labelled))
-    gold, found = pairs(Counter(e for e, _ in labelled)), pairs(Counter(s for _, s in labelled))
-    p, r = both / found if found else 1.0, both / gold if gold else 1.0
+        labelled = [(str(events[link]), story) for link, story in rows if link in events]
+    scores = pair_scores([e for e, _ in labelled], [s for _, s in labelled],
+                         [None] * len(labelled))  # fmt: skip
     return (f"stories vs the corpus's events ({len(labelled)} articles): pairs precision "
-            f"{p:.3f} recall {r:.3f} F1 {2 * p * r / (p + r) if p + r else 0.0:.3f}")
+            f"{scores['pairs_precision']:.3f} recall {scores['pairs_recall']:.3f} "
+            f"F1 {scores['pairs_f1']:.3f}")
 
 
 CYCLES = ("all new", "unchanged", "10% changed")
