@@ -15,7 +15,8 @@ divided by its size. Prints median and p99 per article (one by one: over article
 batch: over batches), the median without the fingerprint (the daemon computes
 fingerprints in its worker processes while it decides earlier articles, so the main
 process spends only the rest), the candidates per decision and the peak RSS of the
-process.
+process. The cyclic garbage collector is set up as ``monitor run`` sets it
+(``monitor._prepare.tune_gc``).
 
 Stored fingerprints are cloned from a pool of real ones (computed from generated news
 text) with their own keys, bands and a mix of shared and rare index terms, so the SQL
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import insert
 
 from monitor import dedupe
+from monitor._prepare import tune_gc
 from monitor.types import Article, ArticleIntent
 from storage import make_repository
 from storage import models as m
@@ -213,6 +215,7 @@ def main() -> None:
                 with repo.engine.begin() as conn:
                     conn.exec_driver_sql("ANALYZE")
             batches = probes(random.Random(size + 1), args.probes, args.batch)
+            tune_gc()  # as the daemon runs (``monitor run``)
             for name, run in (("one by one", one_by_one), (f"batch {args.batch}", batched)):
                 r = run(repo, batches)
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
