@@ -182,7 +182,8 @@ class BatchPoll:
         if not self.ready:
             return
         ready, self.ready = self.ready, []
-        if len(ready) > 1:
+        split = len(ready) > 1
+        if split:
             try:
                 found = self.p.ingest_groups([g for _, g in ready], stats=self.stats)
             except Exception as exc:  # one source's entries must fail that source alone
@@ -193,11 +194,22 @@ class BatchPoll:
                 return
         for poll, group in ready:  # entries stored before a failure are not stored again
             try:
+                # ... but they were new to this poll (its seen items were left out), so
+                # they count among its new entries.
+                earlier = self._stored(group) if split else 0
                 ids = self.p.ingest_groups([group], stats=self.stats)[0]
             except Exception as exc:
                 self._fail(poll.source, exc, poll.now)
             else:
-                self._succeed(poll, sum(i is not None for i in ids))
+                self._succeed(poll, earlier + sum(i is not None for i in ids))
+
+    def _stored(self, group: Group) -> int:
+        """How many of ``group``'s entries are stored already."""
+        from ._prepare import item_key
+
+        with self.stats.timed("store"):
+            return len(self.p.repo.get_stored_items(
+                [(art.source, key or item_key(art)) for art, key, _ in group.items]))  # fmt: skip
 
     def _succeed(self, poll: _Poll, new: int) -> None:
         log.info("poll.ok source=%s entries=%d new=%d backlog=%s", poll.source.name,

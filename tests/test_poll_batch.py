@@ -114,13 +114,17 @@ def test_a_reload_keeps_the_worker_processes(tmp_path: Path, clock: Clock) -> No
         assert other.pipeline.workers() is not workers
 
 
+@pytest.mark.parametrize("chunk", [100, 2])
 def test_polls_prepared_together_are_stored_together_and_fail_alone(
     tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, chunk: int,
 ) -> None:  # fmt: skip
     # Three polls finished preparing while the daemon was storing: they are stored as one
     # stream. When that fails on one source's entries (a storage fault injected here, as a
     # bug would raise), each poll is stored on its own: that source fails, the others not.
+    # With chunks of 2, feed 0's first two articles are committed before the chunk that
+    # fails: they are not stored again, and still count as that poll's new entries.
+    import monitor._batch
     from monitor._poll import BatchPoll, _Poll
     from monitor._prepare import prepare
     from monitor.pipeline import CycleStats
@@ -144,6 +148,7 @@ def test_polls_prepared_together_are_stored_together_and_fail_alone(
             return ingest_groups(groups_, **kwargs)
 
         monkeypatch.setattr(p, "ingest_groups", counted)
+        monkeypatch.setattr(monitor._batch, "CHUNK", chunk)
 
         def run(broken: str | None) -> list[tuple[str, bool, int]]:
             def storing(intent: Any, now: Any) -> Any:
