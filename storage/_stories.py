@@ -101,3 +101,13 @@ def follow_merges(conn: Connection, story_id: int) -> int:
             return story_id
         story_id = nxt
     return story_id
+
+
+def join_story(conn: Connection, join: Any, story_id: int, when: datetime) -> int:
+    """Count an article into ``story_id``, or into the story it was merged into since the
+    article's candidates were read; returns the story joined. ``join`` is the UPDATE
+    (``b_story``, ``b_when``), which leaves a merged story alone."""
+    if conn.execute(join, {"b_story": story_id, "b_when": when}).rowcount != 1:
+        story_id = follow_merges(conn, story_id)
+        conn.execute(join, {"b_story": story_id, "b_when": when})
+    return story_id

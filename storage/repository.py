@@ -65,7 +65,7 @@ from ._lookup import (
 )
 from ._outbox import OutboxStore, alert_payload
 from ._sources import SourceStore
-from ._stories import StoryStore, follow_merges
+from ._stories import StoryStore, join_story
 
 __all__ = ["SQLRepository", "alert_payload"]
 
@@ -116,11 +116,11 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
         self._insert = insert_ignoring(self.dialect)
         self._local = threading.local()  # the connection of this thread's ``transaction``
         self._decoded = _Decoded(DECODED)
-        # An article's statements, built once: building them per article cost more than
-        # running them.
+        # An article's statements, built once (building them cost more than running them).
         st = m.stories.c
         greatest = func.max if self.dialect == "sqlite" else func.greatest
-        self._join_story = update(m.stories).where(st.id == bindparam("b_story")).values(
+        self._join_story = update(m.stories).where(  # a merged story is left alone
+            st.id == bindparam("b_story"), st.merged_into.is_(None)).values(
             articles=st.articles + 1,
             last_at=greatest(st.last_at, bindparam("b_when", type_=st.last_at.type)))  # fmt: skip
         self._new_story = insert(m.stories).returning(st.id)
@@ -374,9 +374,7 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
     def _story_for(self, conn: Connection, intent: ArticleIntent, now: datetime) -> int:
         d, art = intent.decision, intent.article
         if d.story_id is not None:
-            story_id = follow_merges(conn, d.story_id)
-            conn.execute(self._join_story, {"b_story": story_id, "b_when": art.when})
-            return story_id
+            return join_story(conn, self._join_story, d.story_id, art.when)
         return int(conn.execute(self._new_story, {
             "title": art.title or art.body[:120], "first_at": art.when, "last_at": art.when,
             "articles": 1, "related_story_id": d.related_story_id, "created_at": now,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from monitor.errors import StorageError
 from monitor.types import (
@@ -370,6 +370,11 @@ def test_merge_and_split(repo: SQLRepository) -> None:
     assert repo.get_article(b)["story_id"] == sa  # type: ignore[index]
     c = repo.add_article(_intent(3, story=sb), T0)  # a late article of the merged story
     assert repo.get_article(c)["story_id"] == sa  # type: ignore[index]
+    assert repo.get_story(sa)["articles"] == 3  # type: ignore[index]
+    with repo.engine.connect() as conn:  # the merged one is left as the merge left it
+        merged = conn.execute(select(m.stories.c.articles, m.stories.c.merged_into)
+                              .where(m.stories.c.id == sb)).one()  # fmt: skip
+    assert tuple(merged) == (0, sa)
     new = repo.split_article(b, T0)
     assert repo.get_article(b)["story_id"] == new != sa  # type: ignore[index]
     with pytest.raises(StorageError):
