@@ -19,9 +19,11 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Connection,
     Integer,
+    any_,
     bindparam,
     cast,
     column,
@@ -104,6 +106,10 @@ def _rows(conn: Connection, ids: list[int], *, full: bool) -> Iterator[Any]:
     title and fingerprint (``ROWS_PER_QUERY`` ids a statement)."""
     for lo in range(0, len(ids), ROWS_PER_QUERY):
         part = ids[lo : lo + ROWS_PER_QUERY]
+        if conn.dialect.name == "postgresql":
+            sql, names, fixed = _rows_sql(conn.dialect, 0, full)
+            yield from _run(conn, sql, names, {**fixed, "ids": part})
+            continue
         size = _size_class(len(part))
         sql, names, fixed = _rows_sql(conn.dialect, size, full)
         bound = {**fixed, **{f"i{k}": part[k] if k < len(part) else -1 for k in range(size)}}
@@ -112,10 +118,21 @@ def _rows(conn: Connection, ids: list[int], *, full: bool) -> Iterator[Any]:
 
 @functools.lru_cache(maxsize=64)
 def _rows_sql(dialect: Any, size: int, full: bool) -> tuple[str, list[str], dict[str, Any]]:
+    """``_rows``' statement for ``size`` ids (``i0`` …), or on PostgreSQL for one array
+    of them (``ids``) whatever their number."""
     a = m.articles.c
     cols = [a.id, a.story_id, a.at, *((a.title, a.fingerprint) if full else ())]
+    if dialect.name == "postgresql":
+        return _compiled(select(*cols).where(a.id == _any("ids", a.id.type)), dialect)
     ids = [bindparam(f"i{k}", type_=a.id.type) for k in range(size)]
     return _compiled(select(*cols).where(a.id.in_(ids)), dialect)
+
+
+def _any(name: str, type_: Any) -> Any:
+    """``ANY`` of the array bound as ``name`` (PostgreSQL): a statement of any number of
+    values stays short, so the driver and the server do not parse and plan thousands of
+    parameters on every run."""
+    return any_(cast(bindparam(name), ARRAY(type_)))
 
 
 @functools.lru_cache(maxsize=256)
@@ -183,8 +200,12 @@ def _holding(conn: Connection, table: Any, values_: list[str]) -> list[Any]:
     col = table.c.key if table is m.article_keys else table.c.band
     out: list[Any] = []
     for lo in range(0, len(values_), ROWS_PER_QUERY):
-        q = select(col, table.c.article_id).where(col.in_(values_[lo : lo + ROWS_PER_QUERY]))
-        out += conn.execute(q).all()
+        part = values_[lo : lo + ROWS_PER_QUERY]
+        if conn.dialect.name == "postgresql":
+            q = select(col, table.c.article_id).where(col == _any("vals", col.type))
+            out += conn.execute(q, {"vals": part}).all()
+        else:
+            out += conn.execute(select(col, table.c.article_id).where(col.in_(part))).all()
     return out
 
 
@@ -208,16 +229,24 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
     at_, term_ = _bind(t.at.type, conn.dialect), _bind(t.term.type, conn.dialect)
     terms = [[term_(term) for term in ts] for ts in terms]  # as stored, to match own ones
     pairs = [(n, term) for n, ts in enumerate(terms) for term in ts]
-    n_arts, n_pairs = _size_class(len(rows)), _size_class(len(pairs))
-    sql, names, fixed = _postings_sql(conn.dialect, n_arts, n_pairs, per)
-    pad = rows[0][1]
-    bound: dict[str, Any] = dict(fixed)
-    for i in range(n_arts):
-        q, low, _, high = rows[i] if i < len(rows) else (-1, pad, pad, pad)
-        bound.update({f"q{i}": q, f"lo{i}": at_(low), f"hi{i}": at_(high)})
-    for j in range(n_pairs):
-        q, term = pairs[j] if j < len(pairs) else (-2, "")
-        bound.update({f"tq{j}": q, f"tt{j}": term})
+    if conn.dialect.name == "postgresql":  # arrays: one short statement for every size
+        sql, names, fixed = _postings_sql(conn.dialect, 0, 0, per)
+        bound: dict[str, Any] = {
+            **fixed, "q": [q for q, *_ in rows], "lo": [at_(low) for _, low, _, _ in rows],
+            "hi": [at_(high) for *_, high in rows], "tq": [q for q, _ in pairs],
+            "tj": list(range(len(pairs))), "tt": [term for _, term in pairs],
+        }
+    else:
+        n_arts, n_pairs = _size_class(len(rows)), _size_class(len(pairs))
+        sql, names, fixed = _postings_sql(conn.dialect, n_arts, n_pairs, per)
+        pad = rows[0][1]
+        bound = dict(fixed)
+        for i in range(n_arts):
+            q, low, _, high = rows[i] if i < len(rows) else (-1, pad, pad, pad)
+            bound.update({f"q{i}": q, f"lo{i}": at_(low), f"hi{i}": at_(high)})
+        for j in range(n_pairs):
+            q, term = pairs[j] if j < len(pairs) else (-2, "")
+            bound.update({f"tq{j}": q, f"tt{j}": term})
     stored = dict(_run(conn, sql, names, bound))
     own = _own_postings(rows, terms)
     j = 0
@@ -284,14 +313,24 @@ def _postings_sql(dialect: Any, n_arts: int, n_pairs: int,
     def bound(name: str, type_: Any) -> Any:
         return bindparam(name, type_=type_)
 
-    arts = values(column("q", Integer()), column("low", dt), column("high", dt),
-                  name="batch_arts").data([
-        (bound(f"q{i}", Integer()), bound(f"lo{i}", dt), bound(f"hi{i}", dt))
-        for i in range(n_arts)]).cte("batch_arts")  # fmt: skip
-    words = values(column("q", Integer()), column("j", Integer()), column("term", tt),
-                   name="batch_terms").data([
-        (bound(f"tq{j}", Integer()), literal_column(str(j), Integer()), bound(f"tt{j}", tt))
-        for j in range(n_pairs)]).cte("batch_terms")  # fmt: skip
+    if dialect.name == "postgresql":  # the rows as arrays, unnested side by side
+
+        def unnest(name: str, type_: Any, label: str) -> Any:
+            return func.unnest(cast(bindparam(name), ARRAY(type_))).label(label)
+
+        arts = select(unnest("q", Integer(), "q"), unnest("lo", dt, "low"),
+                      unnest("hi", dt, "high")).cte("batch_arts")  # fmt: skip
+        words = select(unnest("tq", Integer(), "q"), unnest("tj", Integer(), "j"),
+                       unnest("tt", tt, "term")).cte("batch_terms")  # fmt: skip
+    else:
+        arts = values(column("q", Integer()), column("low", dt), column("high", dt),
+                      name="batch_arts").data([
+            (bound(f"q{i}", Integer()), bound(f"lo{i}", dt), bound(f"hi{i}", dt))
+            for i in range(n_arts)]).cte("batch_arts")  # fmt: skip
+        words = values(column("q", Integer()), column("j", Integer()), column("term", tt),
+                       name="batch_terms").data([
+            (bound(f"tq{j}", Integer()), literal_column(str(j), Integer()), bound(f"tt{j}", tt))
+            for j in range(n_pairs)]).cte("batch_terms")  # fmt: skip
     probe = (select(words.c.j, words.c.term, arts.c.low, arts.c.high)
              .join_from(words, arts, words.c.q == arts.c.q).cte("batch_probe"))  # fmt: skip
     latest = (select(t.article_id, t.at)
