@@ -128,11 +128,15 @@ def _rows_sql(dialect: Any, size: int, full: bool) -> tuple[str, list[str], dict
     return _compiled(select(*cols).where(a.id.in_(ids)), dialect)
 
 
-def _any(name: str, type_: Any) -> Any:
-    """``ANY`` of the array bound as ``name`` (PostgreSQL): a statement of any number of
+def _array(name: str, type_: Any) -> Any:
+    """The array of ``type_`` bound as ``name`` (PostgreSQL): a statement of any number of
     values stays short, so the driver and the server do not parse and plan thousands of
     parameters on every run."""
-    return any_(cast(bindparam(name), ARRAY(type_)))
+    return cast(bindparam(name), ARRAY(type_))
+
+
+def _any(name: str, type_: Any) -> Any:
+    return any_(_array(name, type_))
 
 
 @functools.lru_cache(maxsize=256)
@@ -196,7 +200,8 @@ def _by_terms(n: int) -> Any:
 
 
 def _holding(conn: Connection, table: Any, values_: list[str]) -> list[Any]:
-    """``(value, id)`` of the index rows of ``table`` (keys or bands) with those values."""
+    """``(value, id)`` of the index rows of ``table`` (keys or bands) with those values
+    (``IN`` their list, on PostgreSQL ``ANY`` of their array)."""
     col = table.c.key if table is m.article_keys else table.c.band
     out: list[Any] = []
     for lo in range(0, len(values_), ROWS_PER_QUERY):
@@ -223,7 +228,7 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
     The statement binds thousands of values. SQLAlchemy would spend longer compiling and
     binding them than the database spends running it, so it is compiled once per size
     (rows padded up to a size class with rows that find nothing) and sent to the driver
-    as it is.
+    as it is; on PostgreSQL once, the values bound as arrays (``_array``).
     """
     t = m.article_terms.c
     at_, term_ = _bind(t.at.type, conn.dialect), _bind(t.term.type, conn.dialect)
@@ -304,9 +309,9 @@ def _size_class(n: int) -> int:
 def _postings_sql(dialect: Any, n_arts: int, n_pairs: int,
                   per: int) -> tuple[str, list[str], dict[str, Any]]:  # fmt: skip
     """The SQL of ``_batch_postings`` for ``n_arts`` articles and ``n_pairs`` (article,
-    term) rows, as ``_compiled`` gives it. A row is the (article, term) number and the
-    postings as a JSON array of ``[id, time]`` (SQLite's JSON1 or PostgreSQL's
-    ``json_agg`` builds it)."""
+    term) rows (on PostgreSQL for arrays of any length), as ``_compiled`` gives it. A row
+    is the (article, term) number and the postings as a JSON array of ``[id, time]``
+    (SQLite's JSON1 or PostgreSQL's ``json_agg`` builds it)."""
     t = m.article_terms.c
     dt, tt = t.at.type, t.term.type
 
@@ -316,7 +321,7 @@ def _postings_sql(dialect: Any, n_arts: int, n_pairs: int,
     if dialect.name == "postgresql":  # the rows as arrays, unnested side by side
 
         def unnest(name: str, type_: Any, label: str) -> Any:
-            return func.unnest(cast(bindparam(name), ARRAY(type_))).label(label)
+            return func.unnest(_array(name, type_)).label(label)
 
         arts = select(unnest("q", Integer(), "q"), unnest("lo", dt, "low"),
                       unnest("hi", dt, "high")).cte("batch_arts")  # fmt: skip
