@@ -16,7 +16,7 @@ from monitor.errors import ConcurrentWriteError
 from monitor.types import Fingerprint
 
 from . import models as m
-from ._lookup import ROWS_PER_QUERY, _bind
+from ._lookup import _bind, chunks
 
 
 class PendingIndex:
@@ -60,7 +60,7 @@ class PendingIndex:
             conn.execute(insert_ignoring(m.article_keys), self.keys)
             k = m.article_keys.c
             holders = select(k.key, k.article_id).join(m.articles, m.articles.c.id == k.article_id)
-            for chunk in _chunks(list(self.checked)):
+            for chunk in chunks(list(self.checked)):
                 for key, holder in conn.execute(holders.where(k.key.in_(chunk))):
                     if holder != self.checked[key]:
                         raise ConcurrentWriteError(
@@ -108,7 +108,3 @@ def _index_key(key: str) -> str:
     if len(key) <= 200:
         return key
     return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _chunks(items: list[str]) -> list[list[str]]:
-    return [items[i : i + ROWS_PER_QUERY] for i in range(0, len(items), ROWS_PER_QUERY)]

@@ -15,7 +15,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -44,6 +44,13 @@ from . import models as m
 # stored one (``get_candidates_batch``): they are stored after it, in batch order.
 BATCH_IDS = 1 << 62
 ROWS_PER_QUERY = 2000  # ids bound in one IN list (old SQLite builds allow 32,766 in all)
+T = TypeVar("T")
+
+
+def chunks(items: list[T], size: int = ROWS_PER_QUERY) -> Iterator[list[T]]:
+    """``items`` in slices of at most ``size``: the values one statement binds."""
+    for lo in range(0, len(items), size):
+        yield items[lo : lo + size]
 
 
 def _lookup(conn: Connection, decoded: _Decoded, keys: list[str], bands: list[str],
@@ -104,8 +111,7 @@ def _in_story(hit: Candidate, story_id: int) -> Candidate:
 def _rows(conn: Connection, ids: list[int], *, full: bool) -> Iterator[Any]:
     """The driver's rows of the articles ``ids``: id, story_id, at and, when ``full``,
     title and fingerprint (``ROWS_PER_QUERY`` ids a statement)."""
-    for lo in range(0, len(ids), ROWS_PER_QUERY):
-        part = ids[lo : lo + ROWS_PER_QUERY]
+    for part in chunks(ids):
         if conn.dialect.name == "postgresql":
             sql, names, fixed = _rows_sql(conn.dialect, 0, full)
             yield from _run(conn, sql, names, {**fixed, "ids": part})
@@ -204,8 +210,7 @@ def _holding(conn: Connection, table: Any, values_: list[str]) -> list[Any]:
     (``IN`` their list, on PostgreSQL ``ANY`` of their array)."""
     col = table.c.key if table is m.article_keys else table.c.band
     out: list[Any] = []
-    for lo in range(0, len(values_), ROWS_PER_QUERY):
-        part = values_[lo : lo + ROWS_PER_QUERY]
+    for part in chunks(values_):
         if conn.dialect.name == "postgresql":
             q = select(col, table.c.article_id).where(col == _any("vals", col.type))
             out += conn.execute(q, {"vals": part}).all()

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from sqlalchemy import (
@@ -62,6 +62,7 @@ from ._lookup import (
     _own_keys,
     _rank_postings,
     _stored,
+    chunks,
 )
 from ._outbox import OutboxStore, alert_payload
 from ._sources import SourceStore
@@ -70,8 +71,6 @@ from ._stories import StoryStore, join_story
 __all__ = ["SQLRepository", "alert_payload"]
 
 log = logging.getLogger("monitor.storage")
-
-T = TypeVar("T")
 
 DECODED = 3000  # candidates kept decoded (about 13 kB each, see _compared)
 
@@ -235,7 +234,7 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
         a = m.articles.c
         found: set[str] = set()
         with self._tx() as conn:
-            for chunk in _chunks(list(dict.fromkeys(item_keys)), 500):
+            for chunk in chunks(list(dict.fromkeys(item_keys)), 500):
                 q = select(a.item_key).where(a.source == source, a.item_key.in_(chunk))
                 found.update(conn.execute(q).scalars())
         return found
@@ -245,7 +244,7 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
         a = m.articles.c
         found: set[tuple[str, str]] = set()
         with self._tx() as conn:
-            for chunk in _chunks(list(dict.fromkeys(items)), 500):
+            for chunk in chunks(list(dict.fromkeys(items)), 500):
                 q = select(a.source, a.item_key).where(tuple_(a.source, a.item_key).in_(chunk))
                 found.update((r.source, r.item_key) for r in conn.execute(q))
         return found
@@ -490,9 +489,3 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
                 conn.execute(update(m.articles).where(a.id.in_(ids))
                              .values(body="", pruned=True))  # fmt: skip
         return len(ids)
-
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
