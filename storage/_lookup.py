@@ -114,11 +114,12 @@ def _rows(conn: Connection, ids: list[int], *, full: bool) -> Iterator[Any]:
     for part in chunks(ids):
         if conn.dialect.name == "postgresql":
             sql, names, fixed = _rows_sql(conn.dialect, 0, full)
-            yield from _run(conn, sql, names, {**fixed, "ids": part})
-            continue
-        size = _size_class(len(part))
-        sql, names, fixed = _rows_sql(conn.dialect, size, full)
-        bound = {**fixed, **{f"i{k}": part[k] if k < len(part) else -1 for k in range(size)}}
+            bound = {**fixed, "ids": part}
+        else:
+            size = _size_class(len(part))
+            sql, names, fixed = _rows_sql(conn.dialect, size, full)
+            bound = {**fixed, **{f"i{k}": part[k] if k < len(part) else -1
+                                 for k in range(size)}}  # fmt: skip
         yield from _run(conn, sql, names, bound)
 
 
