@@ -13,6 +13,7 @@ import threading
 from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -170,8 +171,30 @@ def _candidates_sql(dialect: Any, keys: int, bands: int,
 def _run(conn: Connection, sql: str, names: list[str], bound: dict[str, Any]) -> list[Any]:
     """The driver's rows of ``sql`` (from ``_compiled``) with the values ``bound``."""
     params = tuple(bound[n] for n in names) if conn.dialect.positional else bound
-    found = conn.exec_driver_sql(sql, params)
-    return list(found.cursor.fetchall() if found.cursor else found.all())
+    with _planned_for_values(conn):
+        found = conn.exec_driver_sql(sql, params)
+        return list(found.cursor.fetchall() if found.cursor else found.all())
+
+
+@contextmanager
+def _planned_for_values(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL, the block's statements are planned for the values they bind: never
+    prepared. psycopg prepares a statement run five times, and PostgreSQL may then run
+    it with one plan for any values ("generic"). In one of several all-new cycles the
+    lookup of keys ``= ANY`` an array got such a plan: a scan of the whole table that
+    compared each row with each value, its time growing with the store (3 ms a call at
+    the start, 110 ms at 27,000 keys; 11 s of the cycle). Planned for its values, the
+    array is hashed or the index read. Statements that write rows keep their prepared
+    plans."""
+    raw = conn.connection.driver_connection if conn.dialect.name == "postgresql" else None
+    if raw is None or not hasattr(raw, "prepare_threshold"):
+        yield
+        return
+    threshold, raw.prepare_threshold = raw.prepare_threshold, None
+    try:
+        yield
+    finally:
+        raw.prepare_threshold = threshold
 
 
 def _compiled(statement: Any, dialect: Any) -> tuple[str, list[str], dict[str, Any]]:
@@ -214,7 +237,8 @@ def _holding(conn: Connection, table: Any, values_: list[str]) -> list[Any]:
     for part in chunks(values_):
         if conn.dialect.name == "postgresql":
             q = select(col, table.c.article_id).where(col == _any("vals", col.type))
-            out += conn.execute(q, {"vals": part}).all()
+            with _planned_for_values(conn):
+                out += conn.execute(q, {"vals": part}).all()
         else:
             out += conn.execute(select(col, table.c.article_id).where(col.in_(part))).all()
     return out

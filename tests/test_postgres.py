@@ -159,6 +159,30 @@ def test_a_restart_is_waited_out_without_losing_or_repeating(
             repo.close()
 
 
+def test_candidate_lookups_are_planned_for_their_values(postgres_url: str) -> None:
+    # psycopg prepares a statement run five times, and PostgreSQL may then plan it once
+    # for any array of values: a key lookup planned so on a small store went on scanning
+    # the whole table. The lookups must never be prepared; article writes still are.
+    repo = make_repository(postgres_url)
+    try:
+        for n in range(8):
+            repo.add_article(_intent(n, keys=(f"url:{n}",), bands=(f"b{n}",),
+                                     terms=("tokyo", f"t{n}")), T0)  # fmt: skip
+        for n in range(8):
+            probes = [(_intent(100 + n + k, keys=(f"url:{n}",), bands=(f"b{n}",),
+                               terms=("tokyo",)).fingerprint, T0) for k in range(3)]  # fmt: skip
+            found = repo.get_candidates_batch(probes, timedelta(days=7), 24)
+            assert [c.article_id for c in found[0].stored][:1] != []
+        with repo.engine.connect() as conn:
+            prepared = conn.exec_driver_sql(
+                "SELECT statement FROM pg_prepared_statements").scalars().all()
+    finally:
+        repo.close()
+    assert any("INSERT INTO articles" in s for s in prepared)  # the same connection
+    lookups = [s for s in prepared if "ANY (" in s or "unnest(" in s]  # the array binds
+    assert lookups == []
+
+
 def test_the_session_time_zone_changes_no_stored_time(postgres_url: str) -> None:
     utc_repo = make_repository(postgres_url)
     tokyo_repo = make_repository(_with(postgres_url, options="-cTimeZone=Asia/Tokyo"))
