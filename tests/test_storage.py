@@ -171,6 +171,28 @@ def _downgrade(engine: Any, revision: str) -> None:
         command.downgrade(cfg, revision)
 
 
+def test_index_rows_that_cannot_be_written_fail_as_a_storage_error(
+    repo: SQLRepository,
+) -> None:  # fmt: skip
+    # On PostgreSQL index rows are copied in through the driver, past SQLAlchemy: a
+    # failure must still be the StorageError, chained from SQLAlchemy's error, that
+    # retries and callers understand; and nothing of the transaction is kept.
+    from sqlalchemy.exc import IntegrityError
+
+    from storage._index import PendingIndex
+
+    pending = PendingIndex(repo.engine.dialect)
+    fp = _intent(1, terms=("tokyo", "okinawa"), bands=("b1",)).fingerprint
+    for _ in range(2):  # the same article's rows twice
+        pending.add(1, fp, T0, checked=False)
+    with pytest.raises(StorageError, match="IntegrityError") as failed:
+        with repo._tx() as conn:
+            pending.write(conn, repo._insert)
+    assert isinstance(failed.value.__cause__, IntegrityError)
+    with repo.engine.connect() as conn:
+        assert conn.execute(select(m.article_terms.c.term)).all() == []
+
+
 def test_article_round_trip_keeps_text_and_utc(repo: SQLRepository) -> None:
     article_id = repo.add_article(_intent(1), T0)
     assert article_id is not None
