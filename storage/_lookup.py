@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    true,
     union,
     union_all,
     values,
@@ -251,8 +252,10 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
     batch's earlier articles (ids ``BATCH_IDS + position``), in no particular order.
 
     The stored ones come from one statement: per article and term, the term's ``per``
-    latest postings in the window as one JSON array (an index range scan that stops
-    there, so each term reads at most ``per`` index entries whatever the store's size).
+    latest postings in the window (an index range scan that stops there, so each term
+    reads at most ``per`` index entries whatever the store's size), as one JSON array
+    on SQLite, as an array of ids and one of times on PostgreSQL (where building JSON
+    per posting took a quarter of the statement's time: 140 -> 103 ms for 100 articles).
     The batch's own are found here (``_own_postings``).
 
     The statement binds thousands of values. SQLAlchemy would spend longer compiling and
@@ -282,7 +285,11 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
         for j in range(n_pairs):
             q, term = pairs[j] if j < len(pairs) else (-2, "")
             bound.update({f"tq{j}": q, f"tt{j}": term})
-    stored = dict(_run(conn, sql, names, bound))
+    if conn.dialect.name == "postgresql":  # (j, ids, times), the arrays NULL for none
+        stored = {j: list(zip(ids, ats, strict=True))
+                  for j, ids, ats in _run(conn, sql, names, bound) if ids}  # fmt: skip
+    else:
+        stored = dict(_run(conn, sql, names, bound))
     own = _own_postings(rows, terms)
     j = 0
     for ts in terms:
@@ -340,8 +347,8 @@ def _postings_sql(dialect: Any, n_arts: int, n_pairs: int,
                   per: int) -> tuple[str, list[str], dict[str, Any]]:  # fmt: skip
     """The SQL of ``_batch_postings`` for ``n_arts`` articles and ``n_pairs`` (article,
     term) rows (on PostgreSQL for arrays of any length), as ``_compiled`` gives it. A row
-    is the (article, term) number and the postings as a JSON array of ``[id, time]``
-    (SQLite's JSON1 or PostgreSQL's ``json_agg`` builds it)."""
+    is the (article, term) number and the postings: on SQLite a JSON array of ``[id,
+    time]`` (JSON1 builds it), on PostgreSQL an array of ids and one of times."""
     t = m.article_terms.c
     dt, tt = t.at.type, t.term.type
 
@@ -373,11 +380,14 @@ def _postings_sql(dialect: Any, n_arts: int, n_pairs: int,
               .order_by(t.at.desc(), t.article_id.desc())
               .limit(literal_column(str(int(per)), Integer()))
               .correlate(probe).subquery("latest"))  # fmt: skip
-    if dialect.name == "postgresql":
+    if dialect.name == "postgresql":  # two arrays: ids and times
         micros = cast(extract("epoch", latest.c.at) * literal_column("1000000"), BigInteger())
-        got = func.json_agg(func.json_build_array(latest.c.article_id, micros))
-    else:  # the time is already an integer of microseconds (models.IndexTime)
-        got = func.json_group_array(func.json_array(latest.c.article_id, latest.c.at))
+        agg = select(func.array_agg(latest.c.article_id).label("ids"),
+                     func.array_agg(micros).label("ats")).lateral("agg")  # fmt: skip
+        return _compiled(select(probe.c.j, agg.c.ids, agg.c.ats).select_from(probe)
+                         .join(agg, true()), dialect)  # fmt: skip
+    # SQLite: the time is already an integer of microseconds (models.IndexTime)
+    got = func.json_group_array(func.json_array(latest.c.article_id, latest.c.at))
     return _compiled(select(probe.c.j, select(got).scalar_subquery()), dialect)
 
 
