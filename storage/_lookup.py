@@ -285,6 +285,7 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
         for j in range(n_pairs):
             q, term = pairs[j] if j < len(pairs) else (-2, "")
             bound.update({f"tq{j}": q, f"tt{j}": term})
+    stored: dict[int, Any]  # by (article, term) number: postings, or their JSON
     if conn.dialect.name == "postgresql":  # (j, ids, times), the arrays NULL for none
         stored = {j: list(zip(ids, ats, strict=True))
                   for j, ids, ats in _run(conn, sql, names, bound) if ids}  # fmt: skip
