@@ -125,6 +125,32 @@ def test_migrations_reach_head_from_empty_and_every_earlier_revision(
         engine.dispose()
 
 
+def test_postgresql_vacuums_the_index_tables_sooner(db_url: str) -> None:
+    # Lookups read the newest term rows by index-only scans, fast only once a vacuum
+    # has seen them: the migrated schema asks autovacuum to come every 100,000 rows.
+    from storage.schema import upgrade
+
+    repo = make_repository(db_url, create=False)
+    try:
+        upgrade(repo.engine, "0005")
+        upgrade(repo.engine)
+        if repo.dialect != "postgresql":
+            return  # SQLite has no vacuum thresholds; the migration changes nothing
+        with repo.engine.connect() as conn:
+            options = dict(conn.execute(text(
+                "SELECT relname, reloptions FROM pg_class WHERE oid IN "
+                "('article_terms'::regclass, 'article_bands'::regclass)")).all())  # fmt: skip
+        expected = ["autovacuum_vacuum_insert_scale_factor=0",
+                    "autovacuum_vacuum_insert_threshold=100000"]  # fmt: skip
+        assert options == {"article_terms": expected, "article_bands": expected}
+        _downgrade(repo.engine, "0005")  # and a downgrade takes them back
+        with repo.engine.connect() as conn:
+            assert conn.execute(text("SELECT reloptions FROM pg_class "
+                                     "WHERE oid = 'article_terms'::regclass")).scalar() is None
+    finally:
+        repo.close()
+
+
 def test_migration_0005_keeps_index_rows_and_their_times(db_url: str) -> None:
     from sqlalchemy import create_engine, select
 
