@@ -267,6 +267,7 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
     at_, term_ = _bind(t.at.type, conn.dialect), _bind(t.term.type, conn.dialect)
     terms = [[term_(term) for term in ts] for ts in terms]  # as stored, to match own ones
     pairs = [(n, term) for n, ts in enumerate(terms) for term in ts]
+    stored: dict[int, Any]  # by (article, term) number: postings, or their JSON
     if conn.dialect.name == "postgresql":  # arrays: one short statement for every size
         sql, names, fixed = _postings_sql(conn.dialect, 0, 0, per)
         bound: dict[str, Any] = {
@@ -274,6 +275,9 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
             "hi": [at_(high) for *_, high in rows], "tq": [q for q, _ in pairs],
             "tj": list(range(len(pairs))), "tt": [term for _, term in pairs],
         }
+        # (j, ids, times), the arrays NULL where a term has no postings
+        stored = {j: list(zip(ids, ats, strict=True))
+                  for j, ids, ats in _run(conn, sql, names, bound) if ids}  # fmt: skip
     else:
         n_arts, n_pairs = _size_class(len(rows)), _size_class(len(pairs))
         sql, names, fixed = _postings_sql(conn.dialect, n_arts, n_pairs, per)
@@ -285,11 +289,6 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
         for j in range(n_pairs):
             q, term = pairs[j] if j < len(pairs) else (-2, "")
             bound.update({f"tq{j}": q, f"tt{j}": term})
-    stored: dict[int, Any]  # by (article, term) number: postings, or their JSON
-    if conn.dialect.name == "postgresql":  # (j, ids, times), the arrays NULL for none
-        stored = {j: list(zip(ids, ats, strict=True))
-                  for j, ids, ats in _run(conn, sql, names, bound) if ids}  # fmt: skip
-    else:
         stored = dict(_run(conn, sql, names, bound))
     own = _own_postings(rows, terms)
     j = 0
