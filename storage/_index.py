@@ -123,9 +123,12 @@ def _insert_sql(dialect: Any, table: Any, names: tuple[str, ...]) -> tuple[str, 
 
 def index_values(fp: Fingerprint) -> tuple[list[str], list[str], list[str]]:
     """The keys, bands and terms of ``fp`` as the index stores them, each once: what is
-    written and what a lookup asks for are the same values."""
-    return (list(dict.fromkeys(_index_key(k) for k in fp.keys)), list(dict.fromkeys(fp.bands)),
-            list(dict.fromkeys(t[:200] for t in fp.terms)))  # fmt: skip
+    written and what a lookup asks for are the same values. None is empty: a lookup pads
+    its lists with the empty string (``_lookup._padded``)."""
+    keys = (_index_key(k) for k in fp.keys)
+    return (list(dict.fromkeys(k for k in keys if k)),
+            list(dict.fromkeys(b for b in fp.bands if b)),
+            list(dict.fromkeys(t[:200] for t in fp.terms if t)))  # fmt: skip
 
 
 def _index_key(key: str) -> str:

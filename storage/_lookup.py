@@ -61,10 +61,15 @@ def _lookup(conn: Connection, decoded: _Decoded, keys: list[str], bands: list[st
     """The candidates of one article in one statement: those sharing a key or a band,
     and the ``limit`` the level-3 lookup of ``terms`` in ``window`` finds (``_by_terms``).
 
-    The statement is compiled once per number of keys, bands and terms and sent to the
-    driver as it is, and a fingerprint is decoded only when ``decoded`` does not hold it:
-    SQLAlchemy's compiling, binding and decoding every row took longer than the query.
+    The statement is compiled once per size class of the keys, bands and terms (padded
+    with values no row holds) and sent to the driver as it is, and a fingerprint is
+    decoded only when ``decoded`` does not hold it: SQLAlchemy's compiling, binding and
+    decoding every row took longer than the query. Compiling one took 7-15 ms: with a
+    statement for every exact count, the first lookups of each count were the 99th
+    percentile of 500 lookups (15-19 ms, against 4 ms once compiled).
     """
+    keys, bands = _padded(keys, 4), _padded(bands, 16)
+    terms = _padded(terms, 8) if terms else terms
     sql, names, fixed = _candidates_sql(conn.dialect, len(keys), len(bands), len(terms))
     d, t = conn.dialect, m.article_terms.c
     key_, band_, term_, at_ = (_bind(c.type, d) for c in (
@@ -337,12 +342,19 @@ def _bind(type_: Any, dialect: Any) -> Any:
     return process or (lambda value: value)
 
 
-def _size_class(n: int) -> int:
-    """``n`` rounded up to 16 times a power of two (a few statements cover every size)."""
-    size = 16
+def _size_class(n: int, least: int = 16) -> int:
+    """``n`` rounded up to ``least`` times a power of two (a few statements cover every
+    size)."""
+    size = least
     while size < n:
         size *= 2
     return size
+
+
+def _padded(values: list[str], least: int) -> list[str]:
+    """``values`` padded to their size class with the empty string, which no key, band
+    or term is (``index_values``)."""
+    return values + [""] * (_size_class(len(values), least) - len(values))
 
 
 @functools.lru_cache(maxsize=64)

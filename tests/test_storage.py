@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from monitor.errors import StorageError
 from monitor.types import (
@@ -328,6 +328,32 @@ def test_candidates_by_key_band_and_windowed_terms(repo: SQLRepository) -> None:
     fp = top[0].fingerprint
     assert fp.keys == ("url:a",) and fp.data == {"n": 1, "w": {"tokyo": 1.5}}
     assert fp.terms == () and fp.bands == ()
+
+
+def test_lookups_of_every_size_share_a_few_statements(repo: SQLRepository) -> None:
+    # Compiling a lookup's statement takes longer than running it, so lookups of any
+    # number of keys, bands and terms run one of a few statements, finding the same.
+    a = repo.add_article(_intent(1, keys=("url:a",), bands=("b1",), terms=("tokyo",)), T0)
+    statements: set[str] = set()
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.add(statement)
+
+    event.listen(repo.engine, "before_cursor_execute", seen)
+    try:
+        for n in range(1, 33):
+            probe = Fingerprint(keys=("url:a", *(f"url:x{k}" for k in range(n % 4))),
+                                bands=tuple(f"b{k}" for k in range(n % 17)),
+                                terms=("tokyo", *(f"rare{k}" for k in range(n - 1))),
+                                data={})  # fmt: skip
+            found = repo.get_candidates(probe, T0, timedelta(days=7), 10)
+            assert [x.article_id for x in found] == [a]
+            assert repo.get_candidates(replace(probe, keys=("url:b",), bands=("b2",)),
+                                       T0 + timedelta(days=30), timedelta(days=7), 10) == []
+    finally:
+        event.remove(repo.engine, "before_cursor_execute", seen)
+    lookups = {s for s in statements if "article_terms" in s}
+    assert len(lookups) == 3  # 8, 16 and 32 terms
 
 
 def test_rereport_joins_the_story(repo: SQLRepository) -> None:
