@@ -143,6 +143,10 @@ class Corpus:
     def __init__(self, n: int, seed: int = 9) -> None:
         self.rng = random.Random(seed)
         self.vocab = _words()
+        # Names of 2-3 syllables: 8,400 of them, which n * 16 events of three weeks
+        # share by chance past 500 feeds (each name in about 11 events at 2,000), so
+        # larger corpora draw names of up to 4 (the corpus of 500 stays as it was).
+        self.syllables = 3 if n <= 500 else 4
         self.events = [self._event() for _ in range(max(200, n * 16))]
         self.feeds = [Feed(i, atom=i % 3 == 2) for i in range(n)]
         for feed in self.feeds:
@@ -155,7 +159,8 @@ class Corpus:
         self.changed = False
 
     def _name(self) -> str:
-        return "".join(self.rng.choices(SYLLABLES, k=self.rng.randint(2, 3))).capitalize()
+        return "".join(self.rng.choices(SYLLABLES, k=self.rng.randint(2, self.syllables))
+                       ).capitalize()  # fmt: skip
 
     def _event(self, fresh: bool = False) -> Event:
         rng = self.rng
