@@ -282,6 +282,9 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
             "hi": [at_(high) for *_, high in rows], "tq": [q for q, _ in pairs],
             "tj": list(range(len(pairs))), "tt": [term for _, term in pairs],
         }
+        # (j, ids, times), the arrays NULL where a term has no postings
+        stored: dict[int, Postings] = {j: (ids, ats) for j, ids, ats
+                                       in _run(conn, sql, names, bound) if ids}  # fmt: skip
     else:
         n_arts, n_pairs = _size_class(len(rows)), _size_class(len(pairs))
         sql, names, fixed = _postings_sql(conn.dialect, n_arts, n_pairs, per)
@@ -293,17 +296,14 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
         for j in range(n_pairs):
             q, term = pairs[j] if j < len(pairs) else (-2, "")
             bound.update({f"tq{j}": q, f"tt{j}": term})
-    # PostgreSQL: (j, ids, times), the arrays NULL where a term has no postings; SQLite:
-    # (j, the JSON of [ids, times])
-    stored: dict[int, list[Any]] = {j: got for j, *got in _run(conn, sql, names, bound)
-                                    if got[0]}  # fmt: skip
+        # (j, the JSON of [ids, times]); the padding's rows join no article
+        stored = {j: orjson.loads(got) for j, got in _run(conn, sql, names, bound)}
     own = _own_postings(rows, terms)
     j = 0
     for ts in terms:
         article = []
         for _ in ts:
-            got = stored.get(j)
-            ids, ats = _NONE if got is None else orjson.loads(got[0]) if len(got) == 1 else got
+            ids, ats = stored.get(j, _NONE)
             if j in own:
                 latest = sorted([*zip(ats, ids, strict=True), *own[j]], reverse=True)[:per]
                 ids, ats = [i for _, i in latest], [at for at, _ in latest]
@@ -362,8 +362,8 @@ def _postings_sql(dialect: Any, n_arts: int, n_pairs: int,
                   per: int) -> tuple[str, list[str], dict[str, Any]]:  # fmt: skip
     """The SQL of ``_batch_postings`` for ``n_arts`` articles and ``n_pairs`` (article,
     term) rows (on PostgreSQL for arrays of any length), as ``_compiled`` gives it. A row
-    is the (article, term) number and the postings: on SQLite a JSON array of ``[id,
-    time]`` (JSON1 builds it), on PostgreSQL an array of ids and one of times."""
+    is the (article, term) number and the postings: on SQLite the JSON of ``[ids,
+    times]`` (JSON1 builds it), on PostgreSQL an array of ids and one of times."""
     t = m.article_terms.c
     dt, tt = t.at.type, t.term.type
 
