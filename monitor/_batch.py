@@ -40,9 +40,8 @@ __all__ = ["CHUNK", "Group", "ingest_batch", "ingest_groups"]
 
 log = logging.getLogger("monitor.pipeline")
 
-# Articles looked up together: the lookup binds about 70 values per article (padded up
-# to twice that), under the 32,766 parameters of one SQLite statement, and returns about
-# a thousand postings per article in a busy week. 200 held 40 MB more at the peak of an
+# Articles looked up together: the lookup returns about a thousand postings per article
+# in a busy week. 200 held 40 MB more at the peak of an
 # all-new cycle than 100, for the same time.
 CHUNK = 100
 

@@ -356,6 +356,32 @@ def test_lookups_of_every_size_share_a_few_statements(repo: SQLRepository) -> No
     assert len(lookups) == 3  # 8, 16 and 32 terms
 
 
+def test_batch_lookups_of_every_size_share_one_postings_statement(repo: SQLRepository) -> None:
+    # A batch binds its (article, term) rows as a few values, so batches of any size run
+    # one statement for the term postings, each article finding what it shares.
+    a = repo.add_article(_intent(1, keys=("url:a",), terms=("tokyo",)), T0)
+    statements: set[str] = set()
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.add(statement)
+
+    event.listen(repo.engine, "before_cursor_execute", seen)
+    try:
+        for n in (1, 2, 17, 40, 130):
+            probes = [(Fingerprint(keys=(f"url:p{n}.{k}",), bands=(),
+                                   terms=("tokyo" if k % 2 else "osaka", f"rare{n}.{k}"),
+                                   data={}), T0 + timedelta(hours=k % 50))
+                      for k in range(n)]  # fmt: skip
+            found = repo.get_candidates_batch(probes, timedelta(days=7), 1000)
+            for k, got in enumerate(found):
+                assert [c.article_id for c in got.stored] == ([a] if k % 2 else [])
+                # each finds the batch's earlier articles holding its first term
+                assert list(got.earlier) == list(range(k % 2, k, 2))
+    finally:
+        event.remove(repo.engine, "before_cursor_execute", seen)
+    postings = {s for s in statements if "article_terms" in s}
+    assert len(postings) == 1
+
 def test_rereport_joins_the_story(repo: SQLRepository) -> None:
     first = repo.add_article(_intent(1), T0)
     story = repo.get_article(first)["story_id"]  # type: ignore[index]
