@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import heapq
 import threading
@@ -293,14 +294,19 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
         bound = {**fixed, "probes": orjson.dumps(probes).decode()}
         # (j, the JSON of [ids, times])
         stored = {j: orjson.loads(got) for j, got in _run(conn, sql, names, bound)}
-    own = _own_postings(rows, terms)
+    own = _own_postings(rows, terms, per)
     j = 0
     for ts in terms:
         article = []
         for _ in ts:
             ids, ats = stored.get(j, _NONE)
-            if j in own:
-                latest = sorted([*zip(ats, ids, strict=True), *own[j]], reverse=True)[:per]
+            mine = own.get(j)
+            if mine is None:
+                pass
+            elif len(ids) + len(mine) <= per:  # all of them, in no particular order
+                ids, ats = [*ids, *(i for _, i in mine)], [*ats, *(at for at, _ in mine)]
+            else:
+                latest = sorted([*zip(ats, ids, strict=True), *mine], reverse=True)[:per]
                 ids, ats = [i for _, i in latest], [at for at, _ in latest]
             article.append((ids, ats))
             j += 1
@@ -311,22 +317,32 @@ Postings = tuple[Sequence[int], Sequence[int]]  # ids, and their times (models.m
 _NONE: Postings = ((), ())
 
 
-def _own_postings(rows: list[tuple[int, datetime, datetime, datetime]],
-                  terms: list[list[str]]) -> dict[int, list[tuple[int, int]]]:  # fmt: skip
-    """By (article, term) number as ``_batch_postings`` counts them: the postings ``(time,
-    id)`` of the batch's earlier articles holding the term, their time in the article's
-    window."""
-    holders: dict[str, list[tuple[int, int]]] = {}  # term: (time, position) of earlier ones
+def _own_postings(rows: list[tuple[int, datetime, datetime, datetime]], terms: list[list[str]],
+                  per: int) -> dict[int, list[tuple[int, int]]]:  # fmt: skip
+    """By (article, term) number as ``_batch_postings`` counts them: the ``per`` latest
+    postings ``(time, id)`` of the batch's earlier articles holding the term, their time
+    in the article's window (the latest ``per`` of all postings are among them and the
+    stored ones').
+
+    Each term's earlier holders are kept in time order, so an article's window is two
+    binary searches and a slice, not a pass over every earlier article: a batch of 100
+    articles of one day that share their names took 0.2 ms an article the other way."""
+    holders: dict[str, list[tuple[int, int]]] = {}  # term: (time, id) of earlier ones, in order
     out: dict[int, list[tuple[int, int]]] = {}
     j = 0
     for (n, low, at, high), ts in zip(rows, terms, strict=True):
-        lo, mine, hi = m.micros(low), m.micros(at), m.micros(high)
+        lo, hi = m.micros(low), m.micros(high)
+        me = (m.micros(at), BATCH_IDS + n)
         for term in ts:
-            earlier = [(when, BATCH_IDS + p) for when, p in holders.get(term, ())
-                       if lo <= when <= hi]  # fmt: skip
-            if earlier:
-                out[j] = earlier
-            holders.setdefault(term, []).append((mine, n))
+            held = holders.get(term)
+            if held is None:
+                holders[term] = [me]
+            else:
+                end = bisect.bisect_right(held, (hi, BATCH_IDS << 1))  # above every id
+                start = max(bisect.bisect_left(held, (lo, -1)), end - per)
+                if start < end:
+                    out[j] = held[start:end]
+                bisect.insort(held, me)
             j += 1
     return out
 
