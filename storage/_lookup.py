@@ -300,12 +300,10 @@ def _batch_postings(conn: Connection, rows: list[tuple[int, datetime, datetime, 
         article = []
         for _ in ts:
             ids, ats = stored.get(j, _NONE)
-            mine = own.get(j)
-            if mine is None:
-                pass
-            elif len(ids) + len(mine) <= per:  # all of them, in no particular order
+            mine = own.get(j, ())
+            if mine and len(ids) + len(mine) <= per:  # all of them, in no particular order
                 ids, ats = [*ids, *(i for _, i in mine)], [*ats, *(at for at, _ in mine)]
-            else:
+            elif mine:
                 latest = sorted([*zip(ats, ids, strict=True), *mine], reverse=True)[:per]
                 ids, ats = [i for _, i in latest], [at for at, _ in latest]
             article.append((ids, ats))

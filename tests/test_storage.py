@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event, select, text
 
 from monitor.errors import StorageError
@@ -538,3 +541,56 @@ def test_every_public_method_is_one_retried_transaction() -> None:
                and not inspect.isgeneratorfunction(inspect.unwrap(f))]  # fmt: skip
     assert {"claim_sources", "claim_alerts", "merge_stories", "add_article"} <= set(checked)
     assert [n for n in checked if hasattr(methods[n], "__wrapped__") == (n in unwrapped)] == []
+
+
+_TERMS = st.lists(st.sampled_from(["tokyo", "osaka", "naha", "guam", "kadena"]), min_size=1,
+                  max_size=4, unique=True)  # fmt: skip
+# (terms, days, hours): times at the window's very edges and equal times come up
+_ARTICLES = st.lists(st.tuples(_TERMS, st.integers(-10, 10), st.integers(0, 1)), min_size=1,
+                     max_size=14)  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(stored=_ARTICLES, batch=_ARTICLES, per=st.integers(1, 4), limit=st.integers(1, 5))
+@example(stored=[(["tokyo"], 0, 0)], batch=[(["tokyo"], 7, 0), (["tokyo"], 0, 0),
+                                            (["tokyo"], -7, 0)], per=1, limit=2)  # edges
+@example(stored=[(["tokyo"], 0, 0)], batch=[(["tokyo", "osaka"], 0, 0), (["tokyo"], 0, 0),
+                                            (["osaka"], 0, 0)], per=1, limit=1)  # same time
+def test_a_batch_lookup_finds_what_lookups_one_by_one_find(
+    tmp_path: Path, stored: list[tuple[list[str], int, int]],
+    batch: list[tuple[list[str], int, int]], per: int, limit: int,
+) -> None:  # fmt: skip
+    # Articles days apart (some outside each other's window, some on its edge, some at
+    # the same time), sharing a few terms: each
+    # batch article finds the stored and earlier batch articles that the one-by-one
+    # lookup finds once those earlier ones are stored, truncation by ``per`` included.
+    with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
+        repo = make_repository(f"sqlite:///{folder}/p.db")
+        try:
+            n = 0
+
+            def intent(terms: list[str], days: int, hours: int) -> ArticleIntent:
+                nonlocal n
+                n += 1
+                return _intent(n, terms=tuple(terms), at=T0 + timedelta(days=days, hours=hours))
+
+            for item in stored:
+                repo.add_article(intent(*item), T0)
+            probes = [intent(*item) for item in batch]
+            window = timedelta(days=7)
+            found = repo.get_candidates_batch(
+                [(p.fingerprint, p.article.when) for p in probes], window, limit, per_term=per)
+            position: dict[int, int] = {}
+            for k, probe in enumerate(probes):
+                alone = repo.get_candidates(probe.fingerprint, probe.article.when, window,
+                                            limit, per_term=per)  # fmt: skip
+                assert sorted(c.article_id for c in found[k].stored) == sorted(
+                    c.article_id for c in alone if c.article_id not in position)
+                assert list(found[k].earlier) == sorted(
+                    position[c.article_id] for c in alone if c.article_id in position)
+                article_id = repo.add_article(probe, T0)
+                assert article_id is not None
+                position[article_id] = k
+        finally:
+            repo.close()
