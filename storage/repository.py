@@ -124,6 +124,8 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
             last_at=greatest(st.last_at, bindparam("b_when", type_=st.last_at.type)))  # fmt: skip
         self._new_story = insert(m.stories).returning(st.id)
         self._new_article = self._insert(m.articles).returning(m.articles.c.id)
+        self._new_matches = insert(m.matches)
+        self._new_alert = self._insert(m.outbox)  # one per story, watchlist and target
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -357,17 +359,19 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
                 conn.rollback()
                 return None
             self._index(conn, article_id, intent)
-            for match in intent.matches:
-                conn.execute(insert(m.matches).values(
-                    article_id=article_id, story_id=story_id, watchlist=match.watchlist,
-                    terms=list(match.terms), created_at=now))  # fmt: skip
+            if intent.matches:  # one statement for all, built once
+                conn.execute(self._new_matches, [{
+                    "article_id": article_id, "story_id": story_id, "watchlist": match.watchlist,
+                    "terms": list(match.terms), "created_at": now,
+                } for match in intent.matches])  # fmt: skip
             for alert in intent.alerts:
-                key = f"{story_id}/{alert.watchlist}/{alert.target}"
-                conn.execute(self._insert(m.outbox).values(
-                    key=key, story_id=story_id, article_id=article_id,
-                    watchlist=alert.watchlist, target=alert.target, payload=alert.payload,
-                    status="pending", digest=alert.digest, attempts=0,
-                    next_attempt_at=alert.due or now, created_at=now))  # fmt: skip
+                conn.execute(self._new_alert, {
+                    "key": f"{story_id}/{alert.watchlist}/{alert.target}",
+                    "story_id": story_id, "article_id": article_id,
+                    "watchlist": alert.watchlist, "target": alert.target,
+                    "payload": alert.payload, "status": "pending", "digest": alert.digest,
+                    "attempts": 0, "next_attempt_at": alert.due or now, "created_at": now,
+                })  # fmt: skip
         return article_id, story_id
 
     def _story_for(self, conn: Connection, intent: ArticleIntent, now: datetime) -> int:
