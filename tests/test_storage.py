@@ -385,6 +385,17 @@ def test_batch_lookups_of_every_size_share_one_postings_statement(repo: SQLRepos
     postings = {s for s in statements if "article_terms" in s}
     assert len(postings) == 1
 
+def test_a_batch_lookup_finds_terms_json_would_escape(repo: SQLRepository) -> None:
+    # SQLite's batch lookup reads its terms from JSON: quotes, backslashes and CJK text
+    # come back as they were indexed.
+    terms = ("o'brien", "o’brien", 'say "no"', "back\\slash", "在日米軍", "#7.4")
+    ids = [repo.add_article(_intent(n, terms=(term,)), T0) for n, term in enumerate(terms, 1)]
+    probes = [(Fingerprint(keys=(f"url:q{n}",), bands=(), terms=(term,), data={}), T0)
+              for n, term in enumerate(terms)]  # fmt: skip
+    found = repo.get_candidates_batch(probes, timedelta(days=7), 10)
+    assert [[c.article_id for c in f.stored] for f in found] == [[i] for i in ids]
+
+
 def test_rereport_joins_the_story(repo: SQLRepository) -> None:
     first = repo.add_article(_intent(1), T0)
     story = repo.get_article(first)["story_id"]  # type: ignore[index]
