@@ -41,8 +41,8 @@ __all__ = ["CHUNK", "Group", "ingest_batch", "ingest_groups"]
 log = logging.getLogger("monitor.pipeline")
 
 # Articles looked up together: the lookup returns about a thousand postings per article
-# in a busy week. 200 held 40 MB more at the peak of an
-# all-new cycle than 100, for the same time.
+# in a busy week. 200 held 40 MB more at the peak of an all-new cycle than 100, for the
+# same time.
 CHUNK = 100
 
 
