@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -337,13 +338,7 @@ def test_lookups_of_every_size_share_a_few_statements(repo: SQLRepository) -> No
     # Compiling a lookup's statement takes longer than running it, so lookups of any
     # number of keys, bands and terms run one of a few statements, finding the same.
     a = repo.add_article(_intent(1, keys=("url:a",), bands=("b1",), terms=("tokyo",)), T0)
-    statements: set[str] = set()
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.add(statement)
-
-    event.listen(repo.engine, "before_cursor_execute", seen)
-    try:
+    with _statements(repo.engine) as statements:
         for n in range(1, 33):
             probe = Fingerprint(keys=("url:a", *(f"url:x{k}" for k in range(n % 4))),
                                 bands=tuple(f"b{k}" for k in range(n % 17)),
@@ -353,8 +348,6 @@ def test_lookups_of_every_size_share_a_few_statements(repo: SQLRepository) -> No
             assert [x.article_id for x in found] == [a]
             assert repo.get_candidates(replace(probe, keys=("url:b",), bands=("b2",)),
                                        T0 + timedelta(days=30), timedelta(days=7), 10) == []
-    finally:
-        event.remove(repo.engine, "before_cursor_execute", seen)
     lookups = {s for s in statements if "article_terms" in s}
     assert len(lookups) == 3  # 8, 16 and 32 terms
 
@@ -363,13 +356,7 @@ def test_batch_lookups_of_every_size_share_one_postings_statement(repo: SQLRepos
     # A batch binds its (article, term) rows as a few values, so batches of any size run
     # one statement for the term postings, each article finding what it shares.
     a = repo.add_article(_intent(1, keys=("url:a",), terms=("tokyo",)), T0)
-    statements: set[str] = set()
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.add(statement)
-
-    event.listen(repo.engine, "before_cursor_execute", seen)
-    try:
+    with _statements(repo.engine) as statements:
         for n in (1, 2, 17, 40, 130):
             probes = [(Fingerprint(keys=(f"url:p{n}.{k}",), bands=(),
                                    terms=("tokyo" if k % 2 else "osaka", f"rare{n}.{k}"),
@@ -380,10 +367,24 @@ def test_batch_lookups_of_every_size_share_one_postings_statement(repo: SQLRepos
                 assert [c.article_id for c in got.stored] == ([a] if k % 2 else [])
                 # each finds the batch's earlier articles holding its first term
                 assert list(got.earlier) == list(range(k % 2, k, 2))
-    finally:
-        event.remove(repo.engine, "before_cursor_execute", seen)
     postings = {s for s in statements if "article_terms" in s}
     assert len(postings) == 1
+
+
+@contextmanager
+def _statements(engine: Any) -> Iterator[set[str]]:
+    """The SQL statements sent to the driver within the block."""
+    statements: set[str] = set()
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.add(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
 
 def test_a_batch_lookup_finds_terms_json_would_escape(repo: SQLRepository) -> None:
     # SQLite's batch lookup reads its terms from JSON: quotes, backslashes and CJK text
@@ -573,9 +574,9 @@ def test_a_batch_lookup_finds_what_lookups_one_by_one_find(
     batch: list[tuple[list[str], int, int]], per: int, limit: int,
 ) -> None:  # fmt: skip
     # Articles days apart (some outside each other's window, some on its edge, some at
-    # the same time), sharing a few terms: each
-    # batch article finds the stored and earlier batch articles that the one-by-one
-    # lookup finds once those earlier ones are stored, truncation by ``per`` included.
+    # the same time), sharing a few terms: each batch article finds the stored and
+    # earlier batch articles that the one-by-one lookup finds once those earlier ones
+    # are stored, truncation by ``per`` included.
     with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
         repo = make_repository(f"sqlite:///{folder}/p.db")
         try:
