@@ -570,39 +570,58 @@ _ARTICLES = st.lists(st.tuples(_TERMS, st.integers(-10, 10), st.integers(0, 1)),
 @example(stored=[(["tokyo"], 0, 0)], batch=[(["tokyo", "osaka"], 0, 0), (["tokyo"], 0, 0),
                                             (["osaka"], 0, 0)], per=1, limit=1)  # same time
 def test_a_batch_lookup_finds_what_lookups_one_by_one_find(
-    tmp_path: Path, stored: list[tuple[list[str], int, int]],
+    db_url: str, tmp_path: Path, stored: list[tuple[list[str], int, int]],
     batch: list[tuple[list[str], int, int]], per: int, limit: int,
 ) -> None:  # fmt: skip
     # Articles days apart (some outside each other's window, some on its edge, some at
     # the same time), sharing a few terms: each batch article finds the stored and
     # earlier batch articles that the one-by-one lookup finds once those earlier ones
-    # are stored, truncation by ``per`` included.
-    with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
-        repo = make_repository(f"sqlite:///{folder}/p.db")
-        try:
-            n = 0
+    # are stored, truncation by ``per`` included. The two backends build the batch
+    # lookup differently (JSON rows on SQLite, arrays on PostgreSQL).
+    with _empty_repository(db_url, tmp_path) as repo:
+        n = 0
 
-            def intent(terms: list[str], days: int, hours: int) -> ArticleIntent:
-                nonlocal n
-                n += 1
-                return _intent(n, terms=tuple(terms), at=T0 + timedelta(days=days, hours=hours))
+        def intent(terms: list[str], days: int, hours: int) -> ArticleIntent:
+            nonlocal n
+            n += 1
+            return _intent(n, terms=tuple(terms), at=T0 + timedelta(days=days, hours=hours))
 
-            for item in stored:
-                repo.add_article(intent(*item), T0)
-            probes = [intent(*item) for item in batch]
-            window = timedelta(days=7)
-            found = repo.get_candidates_batch(
-                [(p.fingerprint, p.article.when) for p in probes], window, limit, per_term=per)
-            position: dict[int, int] = {}
-            for k, probe in enumerate(probes):
-                alone = repo.get_candidates(probe.fingerprint, probe.article.when, window,
-                                            limit, per_term=per)  # fmt: skip
-                assert sorted(c.article_id for c in found[k].stored) == sorted(
-                    c.article_id for c in alone if c.article_id not in position)
-                assert list(found[k].earlier) == sorted(
-                    position[c.article_id] for c in alone if c.article_id in position)
-                article_id = repo.add_article(probe, T0)
-                assert article_id is not None
-                position[article_id] = k
-        finally:
-            repo.close()
+        for item in stored:
+            repo.add_article(intent(*item), T0)
+        probes = [intent(*item) for item in batch]
+        window = timedelta(days=7)
+        found = repo.get_candidates_batch(
+            [(p.fingerprint, p.article.when) for p in probes], window, limit, per_term=per)
+        position: dict[int, int] = {}
+        for k, probe in enumerate(probes):
+            alone = repo.get_candidates(probe.fingerprint, probe.article.when, window,
+                                        limit, per_term=per)  # fmt: skip
+            assert sorted(c.article_id for c in found[k].stored) == sorted(
+                c.article_id for c in alone if c.article_id not in position)
+            assert list(found[k].earlier) == sorted(
+                position[c.article_id] for c in alone if c.article_id in position)
+            article_id = repo.add_article(probe, T0)
+            assert article_id is not None
+            position[article_id] = k
+
+
+@contextmanager
+def _empty_repository(db_url: str, tmp_path: Path) -> Iterator[SQLRepository]:
+    """A repository with nothing stored, for each example of a property: a new SQLite
+    file, or the test's PostgreSQL schema emptied."""
+    if db_url.startswith("sqlite"):
+        with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
+            repo = make_repository(f"sqlite:///{folder}/p.db")
+            try:
+                yield repo
+            finally:
+                repo.close()
+        return
+    repo = make_repository(db_url)
+    try:
+        with repo.engine.begin() as conn:
+            tables = ", ".join(t.name for t in m.metadata.sorted_tables)
+            conn.exec_driver_sql(f"TRUNCATE {tables} CASCADE")
+        yield repo
+    finally:
+        repo.close()
