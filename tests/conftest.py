@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,20 @@ def write_config(path: Path, **raw: Any) -> Path:
     raw.setdefault("allow_private", ["127.0.0.1"])
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return path
+
+
+@contextmanager
+def statements_sent(engine: Any) -> Iterator[list[str]]:
+    """The SQL statements ``engine`` sends to the driver within the block, in order."""
+    from sqlalchemy import event
+
+    sent: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 import storage
 from monitor import _batch, dedupe
@@ -19,7 +18,7 @@ from monitor.config import Config, PollConfig
 from monitor.normalize import normalize
 from monitor.pipeline import Pipeline
 from monitor.types import Article, ArticleIntent, Decision, DecisionKind, Entry
-from tests.conftest import _postgres_or_skip, _postgres_schema
+from tests.conftest import _postgres_or_skip, _postgres_schema, statements_sent
 from tests.test_dedupe import (
     _H1,
     _H2,
@@ -189,25 +188,19 @@ def test_a_batch_costs_a_bounded_number_of_candidate_lookups(tmp_path: Path) -> 
         repo = storage.make_repository(f"sqlite:///{tmp_path}/{batch}.db")
         pipeline = Pipeline(CONFIG, repo, clock=lambda: SEED_DAY)
         pipeline.ingest(_H2, backlog=True, now=SEED_DAY, watch=False)  # a stored candidate
-        lookups: list[str] = []
-
-        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            reads = ("article_terms", "article_bands", "fingerprint")
-            if statement.lstrip().upper().startswith(("SELECT", "WITH")) and any(
-                    t in statement for t in reads):  # fmt: skip
-                lookups.append(statement)  # noqa: B023
-
-        event.listen(repo.engine, "before_cursor_execute", count)
         try:
-            if batch:
-                pipeline.ingest_batch([(a, None, None) for a in articles], backlog=True,
-                                      now=SEED_DAY, watch=False)  # fmt: skip
-            else:
-                for a in articles:
-                    pipeline.ingest(a, backlog=True, now=SEED_DAY, watch=False)
+            with statements_sent(repo.engine) as sent:
+                if batch:
+                    pipeline.ingest_batch([(a, None, None) for a in articles], backlog=True,
+                                          now=SEED_DAY, watch=False)  # fmt: skip
+                else:
+                    for a in articles:
+                        pipeline.ingest(a, backlog=True, now=SEED_DAY, watch=False)
         finally:
-            event.remove(repo.engine, "before_cursor_execute", count)
             repo.close()
+        reads = ("article_terms", "article_bands", "fingerprint")
+        lookups = [s for s in sent if s.lstrip().upper().startswith(("SELECT", "WITH"))
+                   and any(t in s for t in reads)]  # fmt: skip
         counts.append(len(lookups))
     assert counts == [len(articles), 3]  # bands, term postings, the candidates' rows
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 
 from monitor.errors import StorageError
 from monitor.types import (
@@ -29,7 +29,7 @@ from monitor.types import (
 )
 from storage import SQLRepository, alert_payload, make_repository
 from storage import models as m
-from tests.conftest import write_config
+from tests.conftest import statements_sent, write_config
 
 T0 = datetime(2024, 7, 28, 9, 0, tzinfo=UTC)
 
@@ -338,7 +338,7 @@ def test_lookups_of_every_size_share_a_few_statements(repo: SQLRepository) -> No
     # Compiling a lookup's statement takes longer than running it, so lookups of any
     # number of keys, bands and terms run one of a few statements, finding the same.
     a = repo.add_article(_intent(1, keys=("url:a",), bands=("b1",), terms=("tokyo",)), T0)
-    with _statements(repo.engine) as statements:
+    with statements_sent(repo.engine) as statements:
         for n in range(1, 33):
             probe = Fingerprint(keys=("url:a", *(f"url:x{k}" for k in range(n % 4))),
                                 bands=tuple(f"b{k}" for k in range(n % 17)),
@@ -356,7 +356,7 @@ def test_batch_lookups_of_every_size_share_one_postings_statement(repo: SQLRepos
     # A batch binds its (article, term) rows as a few values, so batches of any size run
     # one statement for the term postings, each article finding what it shares.
     a = repo.add_article(_intent(1, keys=("url:a",), terms=("tokyo",)), T0)
-    with _statements(repo.engine) as statements:
+    with statements_sent(repo.engine) as statements:
         for n in (1, 2, 17, 40, 130):
             probes = [(Fingerprint(keys=(f"url:p{n}.{k}",), bands=(),
                                    terms=("tokyo" if k % 2 else "osaka", f"rare{n}.{k}"),
@@ -369,21 +369,6 @@ def test_batch_lookups_of_every_size_share_one_postings_statement(repo: SQLRepos
                 assert list(got.earlier) == list(range(k % 2, k, 2))
     postings = {s for s in statements if "article_terms" in s}
     assert len(postings) == 1
-
-
-@contextmanager
-def _statements(engine: Any) -> Iterator[set[str]]:
-    """The SQL statements sent to the driver within the block."""
-    statements: set[str] = set()
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.add(statement)
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
 
 
 def test_a_batch_lookup_finds_terms_json_would_escape(repo: SQLRepository) -> None:
