@@ -1,6 +1,6 @@
 """Story-dedupe decision time as the store grows (run by hand, not by pytest).
 
-    python bench/dedupe_scale.py [--sizes 10000,100000,1000000] [--probes 500]
+    python bench/dedupe_scale.py [--sizes 10000,100000,1000000] [--probes 2000]
                                  [--batch 100] [--keep DIR]
 
 For each size, a SQLite store is filled with that many synthetic articles (bulk inserts
@@ -191,7 +191,9 @@ def _summary(totals: list[float], sql: list[float], rest: list[float],
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--probes", type=int, default=500)
+    parser.add_argument("--probes", type=int, default=2000,
+                        help="new articles timed; the batch path's median is over "
+                             "probes / batch batches")  # fmt: skip
     parser.add_argument("--batch", type=int, default=100, help="articles per batch lookup")
     parser.add_argument("--dir", type=Path, default=None, help="where the SQLite files go")
     parser.add_argument("--keep", type=Path, default=None,
