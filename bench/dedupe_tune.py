@@ -10,11 +10,14 @@ but different stories that were merged) for the shipped thresholds, then cross-v
 the whole procedure by leaving topics out: for each fold, the pair model is fitted and the
 thresholds tuned on the other folds' topics, and the held-out topics are scored with them.
 ``--fit`` also fits and tunes on the whole file and prints the ``Thresholds`` to ship.
+``--guard FILE`` scores another labelled file under the shipped thresholds and the fitted
+ones, without tuning to it: the benchmark corpus (``bench/cycle.py --export``), whose
+different events share names by chance, shows whether a change merges more of them.
 
 Usage::
 
     .venv/bin/python bench/dedupe_tune.py ../shared/eval/stories_dev.jsonl [--folds 5]
-        [--no-cv] [--fit]
+        [--no-cv] [--fit] [--guard FILE ...]
 """
 
 from __future__ import annotations
@@ -245,21 +248,30 @@ def score(rows: Sequence[Row], stories: Sequence[int], scope: set[int] | None = 
 
     With ``scope``, only pairs with at least one row in it count (cross-validation).
     """
-    tp = fp = fn = hard = merged = 0
-    n = len(rows)
-    for i in range(n):
-        for j in range(i + 1, n):
-            if scope is not None and i not in scope and j not in scope:
-                continue
-            gold = rows[i].story == rows[j].story
-            pred = stories[i] == stories[j]
-            tp += gold and pred
-            fp += pred and not gold
-            fn += gold and not pred
-            if not gold and rows[i].topic is not None and rows[i].topic == rows[j].topic:
-                hard += 1
-                merged += pred
-    return _scores(tp, fp, fn, hard, merged, any(r.topic for r in rows))
+    counts = _pair_counts(rows, stories, range(len(rows)))
+    if scope is not None:  # less the pairs of two rows outside it
+        outside = _pair_counts(rows, stories, [i for i in range(len(rows)) if i not in scope])
+        counts = [a - b for a, b in zip(counts, outside, strict=True)]
+    return _scores(*counts, any(r.topic for r in rows))
+
+
+def _pair_counts(rows: Sequence[Row], stories: Sequence[int],
+                 indexes: Iterable[int]) -> list[int]:  # fmt: skip
+    """True positive, false positive and false negative pairs, hard-negative pairs and
+    those merged, among the rows ``indexes``: counted by label, not pair by pair."""
+
+    def pairs(*keys: Iterable[Any]) -> int:
+        return sum(n * (n - 1) // 2 for n in Counter(zip(*keys, strict=True)).values())
+
+    ix = list(indexes)
+    gold, pred = [rows[i].story for i in ix], [stories[i] for i in ix]
+    both = pairs(gold, pred)
+    topical = [i for i in ix if rows[i].topic is not None]
+    topic = [rows[i].topic for i in topical]
+    topic_gold, topic_pred = [rows[i].story for i in topical], [stories[i] for i in topical]
+    hard = pairs(topic) - pairs(topic, topic_gold)
+    merged = pairs(topic, topic_pred) - pairs(topic, topic_gold, topic_pred)
+    return [both, pairs(pred) - both, pairs(gold) - both, hard, merged]
 
 
 def _scores(tp: int, fp: int, fn: int, hard: int, merged: int, topics: bool) -> Scores:
@@ -508,12 +520,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--no-cv", action="store_true", help="skip cross-validation")
     parser.add_argument("--fit", action="store_true", help="fit and tune on the whole file")
+    parser.add_argument("--guard", type=Path, action="append", default=[], metavar="FILE",
+                        help="also score this labelled file with the shipped thresholds "
+                        "and, with --fit, the fitted ones (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
     log = print
 
     corpus = Corpus.of(load(args.file))
+    guards = [(path, Corpus.of(load(path))) for path in args.guard]
     run = stream(corpus)
     log(f"shipped thresholds: {score(corpus.rows, run.stories).line()}")
+    for path, guard in guards:
+        log(f"  on {path.name}: {score(guard.rows, stream(guard).stories).line()}")
     log(f"retrieval: {candidate_recall(corpus).line()}")
     log(
         f"per article: fingerprint median {_ms(corpus.fingerprint_seconds, 0.5)}, "
@@ -524,6 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen, s = tune(corpus, fit(corpus))
         log(f"fitted and tuned on the whole file: {s.line()}")
         log(f"  {chosen!r}")
+        for path, guard in guards:
+            log(f"  on {path.name}: {score(guard.rows, stream(guard, chosen).stories).line()}")
     if not args.no_cv:
         cv = cross_validate(corpus, args.folds, log)
         log(f"cross-validated ({args.folds} folds by topic, pooled): {cv.line()}")
