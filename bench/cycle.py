@@ -30,7 +30,9 @@ feed, as ``run --once`` polls every source) when its benchmark venv exists
     /tmp/readerbench/bin/pip install reader sgmllib3k
 
 reader is never a dependency of this project; without that venv the comparison is
-skipped with a message. The monitor runs as this venv's ``monitor`` command; to measure
+skipped with a message. ``--postgres URL`` has the monitor store in a new schema of that
+PostgreSQL database (dropped afterwards) instead of a SQLite file. The monitor runs as
+this venv's ``monitor`` command; to measure
 one commit while the tree is being edited, run from a ``git worktree`` with PYTHONPATH
 set to it. ``--serve DIR`` only serves a corpus and writes its config (and
 ``events.json``, the event of each item's link), for profiling. ``--export FILE`` only
@@ -452,11 +454,11 @@ def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[floa
     return wall, usage.ru_utime + usage.ru_stime, rss, peak, stdout, stderr
 
 
-def write_config(path: Path, server: FeedServer, db: Path, workers: int | None) -> None:
+def write_config(path: Path, server: FeedServer, database: str, workers: int | None) -> None:
     import yaml
 
     config: dict[str, Any] = {
-        "database": f"sqlite:///{db}",
+        "database": database,
         # Real feeds live on hundreds of hosts; here all are on 127.0.0.1.
         "poll": {"interval": "15m", "timeout": "30s", "concurrency": 16, "per_host": 16},
         "notifiers": {"desk-hook": "json://" + server.url("/hook").split("://", 1)[1]},
@@ -518,19 +520,23 @@ def run_reader(python: str, workdir: Path, server: FeedServer) -> Run:
 # -- report ---------------------------------------------------------------------------
 
 
-def story_scores(db: Path, events: dict[str, int]) -> str:
+def story_scores(database: str, events: dict[str, int]) -> str:
     """Pairs precision and recall of the stored stories against the corpus's events: what
     a speed-up must not trade away (an article and a syndicated copy of it are one pair of
     the same event, as two outlets' write-ups are), scored as ``monitor eval stories``
     scores them."""
-    import sqlite3
-    from contextlib import closing
+    from sqlalchemy import create_engine, text
 
     from monitor.evaluate import pair_scores
 
-    with closing(sqlite3.connect(db)) as conn:
-        rows = conn.execute("SELECT link, story_id FROM articles WHERE link IS NOT NULL")
-        labelled = [(str(events[link]), story) for link, story in rows if link in events]
+    engine = create_engine(database)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT link, story_id FROM articles "
+                                     "WHERE link IS NOT NULL")).all()  # fmt: skip
+    finally:
+        engine.dispose()
+    labelled = [(str(events[link]), story) for link, story in rows if link in events]
     scores = pair_scores([e for e, _ in labelled], [s for _, s in labelled],
                          [None] * len(labelled))  # fmt: skip
     return (f"stories vs the corpus's events ({len(labelled)} articles): pairs precision "
@@ -576,7 +582,7 @@ def show(name: str, runs: list[Run], entries_total: int) -> None:
 def serve(n: int, folder: Path, workers: int | None) -> None:
     server = FeedServer(Corpus(n))
     folder.mkdir(parents=True, exist_ok=True)
-    write_config(folder / "monitor.yaml", server, folder / "monitor.db", workers)
+    write_config(folder / "monitor.yaml", server, f"sqlite:///{folder / 'monitor.db'}", workers)
     (folder / "events.json").write_text(json.dumps(server.corpus.events_by_link()))
     say(f"serving {n} feeds; config {folder / 'monitor.yaml'}; 'changed' on stdin "
           "toggles the new entries", flush=True)  # fmt: skip
@@ -601,7 +607,12 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, choices=(1, 2, 3), default=3,
                         help="run only the first 1 or 2 cycles (1: the all-new one, "
                         "whose peak RSS --feeds 500 1000 2000 compares)")  # fmt: skip
-    parser.add_argument("--keep", action="store_true", help="keep the work folders")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work folders (and PostgreSQL schemas)")  # fmt: skip
+    parser.add_argument("--postgres", metavar="URL",
+                        help="store in a new schema of this PostgreSQL database instead of "
+                        "a SQLite file, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/"
+                        "test (reader keeps its SQLite file)")  # fmt: skip
     parser.add_argument("--serve", metavar="DIR", type=Path,
                         help="only serve the first corpus size and write DIR/monitor.yaml "
                         "(for profiling by hand); Ctrl-C stops")  # fmt: skip
@@ -630,9 +641,14 @@ def main() -> None:
         say(f"N={n}: {total} entries, {server.size() / 1e6:.1f} MB, corpus built in "
               f"{time.perf_counter() - started:.1f}s")  # fmt: skip
         workdir = Path(tempfile.mkdtemp(prefix=f"cycle{n}-"))
+        database, schema = f"sqlite:///{workdir / 'monitor.db'}", None
+        if args.postgres:
+            from daemons import fresh_schema  # beside this script
+
+            database, schema = fresh_schema(args.postgres)
         try:
             config = workdir / "monitor.yaml"
-            write_config(config, server, workdir / "monitor.db", args.workers)
+            write_config(config, server, database, args.workers)
             results = {"monitor": cycles(partial(run_monitor, config, server), server,
                                          args.cycles)}  # fmt: skip
             if have_reader and n in args.reader_feeds:
@@ -641,7 +657,7 @@ def main() -> None:
                     args.cycles)  # fmt: skip
             for name, runs in results.items():
                 show(name, runs, total)
-            say(f"  {story_scores(workdir / 'monitor.db', corpus.events_by_link())}")
+            say(f"  {story_scores(database, corpus.events_by_link())}")
             if "reader" in results and args.cycles == 3:
                 m, r = results["monitor"], results["reader"]
                 say(f"  monitor/reader: all-new entries/s x{r[0].wall / m[0].wall:.2f}, "
@@ -650,10 +666,14 @@ def main() -> None:
                       f"(reader {r[2].wall / r[0].wall:.1%})")  # fmt: skip
         finally:
             server.server.shutdown()
+            if schema is not None and not args.keep:
+                from daemons import drop_schema
+
+                drop_schema(args.postgres, schema)
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
             else:
-                say(f"  kept {workdir}")
+                say(f"  kept {workdir}" + (f" and schema {schema}" if schema else ""))
 
 
 if __name__ == "__main__":

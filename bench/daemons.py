@@ -244,7 +244,9 @@ def _line(r: dict[str, Any]) -> str:
             f"load={r['load']:<4} split={r['split']}")
 
 
-def _fresh_schema(url: str) -> tuple[str, str]:
+def fresh_schema(url: str) -> tuple[str, str]:
+    """A new empty schema in the PostgreSQL database ``url``: a URL that uses it, and its
+    name (``drop_schema`` removes it)."""
     from sqlalchemy import create_engine, text
 
     name = f"bench_{uuid.uuid4().hex[:8]}"
@@ -260,7 +262,7 @@ def _fresh_schema(url: str) -> tuple[str, str]:
     return schema_url, name
 
 
-def _drop_schema(url: str, name: str) -> None:
+def drop_schema(url: str, name: str) -> None:
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
@@ -291,14 +293,14 @@ def main(argv: Sequence[str] | None = None) -> int:
          f"feed server on 127.0.0.1:{server.server_address[1]}")
     results: list[dict[str, Any]] = []
     for n in (int(x) for x in args.daemons.split(",")):
-        url, schema = _fresh_schema(args.postgres)
+        url, schema = fresh_schema(args.postgres)
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 results += run_setup(f"postgres x{n}", url, n, server.server_address[1],
                                      args.sources, Path(tmp), args.warm,
                                      args.parse_workers)  # fmt: skip
         finally:
-            _drop_schema(args.postgres, schema)
+            drop_schema(args.postgres, schema)
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             results += run_setup("sqlite x1", f"sqlite:///{tmp}/monitor.db", 1,
