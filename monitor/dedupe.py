@@ -15,18 +15,18 @@ Levels (DESIGN.md, "Dedupe levels"; issue #3):
 3. **Same story**: another write-up of the same event. Candidates within ``WINDOW`` of
    the article's own time are scored on what tells two events of one kind apart: rare
    shared terms weighted by a background frequency table (so weights mean something from
-   the first article on), shared names (and rare names on both sides but none shared:
-   items of one form, other events), numbers, years, months, weekdays and calendar
-   days, and how far apart they were published (re-reports come within a day or two,
-   follow-ups days later). A logistic pair model turns these into log-odds
-   of "same event"; a story's score mixes its closest member with the mean of its few
-   closest members, so several reports must agree before an article joins
+   the first article on), shared names (one shared name alone says little; rare names on
+   both sides but none shared: items of one form, other events), numbers, years, months,
+   weekdays and calendar days, and how far apart they were published (re-reports come
+   within a day or two, follow-ups days later). A logistic pair model turns these into
+   log-odds of "same event"; a story's score mixes its closest member with the mean of
+   its few closest members, so several reports must agree before an article joins
    (``monitor._scoring``). A story splits into fragments when one report scores just
    under the bar; so when an article joins a story, each small fragment among its
-   candidates (at most ``FRAGMENT_MEMBERS`` articles) is scored again as if its
-   articles arrived now, against the story with the article in it, and those that would
-   join are named in ``Decision.merge_story_ids`` (the pipeline has storage merge them
-   once the article is stored; a story split off by hand is never merged back).
+   candidates (at most ``FRAGMENT_MEMBERS`` articles) is scored again as if its articles
+   arrived now, against the story with the article in it, and those that would join are
+   named in ``Decision.merge_story_ids`` (the pipeline has storage merge them once the
+   article is stored; a story split off by hand is never merged back).
 
 A NEW article names a ``related_story_id`` when a story shares its names without being
 the same event: a follow-up (the joint force headquarters is stood up) rather than a
@@ -152,11 +152,12 @@ class Thresholds:
     related: float = 0.20
     related_names: float = 0.30
     model: Model = Model(
-        bias=-4.008,
-        weights=(6.99, 5.297, 5.346, 1.313,  # terms, names, numbers, title
-                 -1.04, 1.395, 1.834,  # year_conflict, year_shared, date_shared
-                 -0.79, -0.908, -2.815,  # month_conflict, weekday_conflict, names_disjoint
-                 1.418, 1.809, -1.821),  # dated, same_day, days_later
+        bias=-3.762,
+        weights=(6.495, 5.15, 5.259, 1.335,  # terms, names, numbers, title
+                 -1.051, 1.393, 1.811,  # year_conflict, year_shared, date_shared
+                 -0.814, -0.925, -2.976,  # month_conflict, weekday_conflict, names_disjoint
+                 -0.511,  # one_name
+                 1.371, 1.802, -1.882),  # dated, same_day, days_later
     )  # fmt: skip
 
 
