@@ -41,7 +41,7 @@ PAIR_FEATURES = (
     "month_conflict",  # both name months, none in common
     "weekday_conflict",  # both name weekdays, none in common
     "names_disjoint",  # both name two or more rare names, and share no name at all
-    "one_name",  # they share exactly one name
+    "one_name",  # they share exactly one name word
     "dated",  # both have a publication time (not just a fetch time)
     "same_day",  # ... at most 36 hours apart
     "days_later",  # ... or how far beyond that, as a share of the rest of the week
@@ -59,9 +59,9 @@ LATER_HOURS = 132.0
 # Two reports of one event name some of the same people and places; two items written
 # from one template (a press-release form, a daily brief) share words but no names.
 RARE_NAME_WEIGHT = 3.0
-# "one_name": a single shared name (a minister, a base, a country) is weak evidence of one
-# event however alike it makes two short name lists; reports of one event mostly share
-# several. Topic cross-validation on the dev file kept F1 at 0.867 with it, while the
+# "one_name": a single shared name word (a surname, a base, a capital) is weak evidence of
+# one event however alike it makes two short name lists; reports of one event mostly
+# share several. Topic cross-validation on the dev file kept F1 at 0.867 with it, while the
 # benchmark corpus, whose events share names by chance, merged fewer of them (pairs
 # precision 0.954 -> 0.980).
 
@@ -139,7 +139,7 @@ def _pair_features(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, .
 
 
 def _names_shared(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, int]:
-    """The cosine of the two weighted name vectors, and how many names they share."""
+    """The cosine of the two weighted name vectors, and how many name words they share."""
     va, vb = a["names"], b["names"]
     shared = va.keys() & vb.keys()
     if not shared:

@@ -15,12 +15,12 @@ Levels (DESIGN.md, "Dedupe levels"; issue #3):
 3. **Same story**: another write-up of the same event. Candidates within ``WINDOW`` of
    the article's own time are scored on what tells two events of one kind apart: rare
    shared terms weighted by a background frequency table (so weights mean something from
-   the first article on), shared names (one shared name alone says little; rare names on
-   both sides but none shared: items of one form, other events), numbers, years, months,
-   weekdays and calendar days, and how far apart they were published (re-reports come
-   within a day or two, follow-ups days later). A logistic pair model turns these into
-   log-odds of "same event"; a story's score mixes its closest member with the mean of
-   its few closest members, so several reports must agree before an article joins
+   the first article on), shared names (one shared name word alone says little; rare
+   names on both sides but none shared: items of one form, other events), numbers, years,
+   months, weekdays and calendar days, and how far apart they were published (re-reports
+   come within a day or two, follow-ups days later). A logistic pair model turns these
+   into log-odds of "same event"; a story's score mixes its closest member with the mean
+   of its few closest members, so several reports must agree before an article joins
    (``monitor._scoring``). A story splits into fragments when one report scores just
    under the bar; so when an article joins a story, each small fragment among its
    candidates (at most ``FRAGMENT_MEMBERS`` articles) is scored again as if its articles

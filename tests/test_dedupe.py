@@ -466,7 +466,7 @@ def test_sharing_one_name_is_not_disjoint() -> None:
 
 
 def test_one_shared_name_is_told_from_several() -> None:
-    # A minister or a base named in two reports says less than several names in common.
+    # One surname or base named in two reports says less than several names in common.
     a, other = _template_item(1), _template_item(2)
     a_names, other_names = a.title.split()[0], other.title.split()[0]
     one = replace(other, body=other.body.replace(other_names, a_names))
