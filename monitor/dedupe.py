@@ -18,9 +18,10 @@ Levels (DESIGN.md, "Dedupe levels"; issue #3):
    the first article on), shared names (one shared name word alone says little; rare
    names on both sides but none shared: items of one form, other events), numbers, years,
    months, weekdays and calendar days, and how far apart they were published (re-reports
-   come within a day or two, follow-ups days later). A logistic pair model turns these
-   into log-odds of "same event"; a story's score mixes its closest member with the mean
-   of its few closest members, so several reports must agree before an article joins
+   come within a day or two, follow-ups days later; the same day counts as far as the two
+   share words, for many events happen each day). A logistic pair model turns these into
+   log-odds of "same event"; a story's score mixes its closest member with the mean of
+   its few closest members, so several reports must agree before an article joins
    (``monitor._scoring``). A story splits into fragments when one report scores just
    under the bar; so when an article joins a story, each small fragment among its
    candidates (at most ``FRAGMENT_MEMBERS`` articles) is scored again as if its articles
@@ -152,12 +153,12 @@ class Thresholds:
     related: float = 0.20
     related_names: float = 0.30
     model: Model = Model(
-        bias=-3.762,
-        weights=(6.495, 5.15, 5.259, 1.335,  # terms, names, numbers, title
-                 -1.051, 1.393, 1.811,  # year_conflict, year_shared, date_shared
-                 -0.814, -0.925, -2.976,  # month_conflict, weekday_conflict, names_disjoint
-                 -0.511,  # one_name
-                 1.371, 1.802, -1.882),  # dated, same_day, days_later
+        bias=-3.76,
+        weights=(6.487, 5.15, 5.256, 1.333,  # terms, names, numbers, title
+                 -1.049, 1.393, 1.811,  # year_conflict, year_shared, date_shared
+                 -0.816, -0.924, -2.978,  # month_conflict, weekday_conflict, names_disjoint
+                 -0.512,  # one_name
+                 1.486, 1.884, -1.989),  # dated, same_day, days_later
     )  # fmt: skip
 
 

@@ -485,6 +485,20 @@ def test_one_shared_name_is_told_from_several() -> None:
     assert model.weights[feature] < 0
 
 
+def test_the_same_day_counts_as_far_as_two_reports_share_words() -> None:
+    # Many events happen each day: publication on the same day backs up shared words, it
+    # does not stand in for them.
+    fa, fb = (dedupe.fingerprint(a).data for a in (_H1, _H2))
+    unrelated = dedupe.fingerprint(_template_item(3)).data
+    model = dedupe.THRESHOLDS.model
+    terms, same_day = (dedupe.PAIR_FEATURES.index(n) for n in ("terms", "same_day"))
+    alike, apart = (_scoring.pair(fa, b, 5.0, model).features for b in (fb, unrelated))
+    for f in (alike, apart):
+        assert f[same_day] == min(1.0, f[terms] / _scoring.SAME_DAY_TERMS)
+    assert apart[same_day] < alike[same_day]
+    assert _scoring.pair(fa, fb, None, model).features[same_day] == 0.0  # not both dated
+
+
 def test_a_report_days_later_counts_less_than_one_the_same_day() -> None:
     # Re-reports of an event come within a day or two; a follow-up comes days later.
     fa, fb = (dedupe.fingerprint(a).data for a in (_H1, _H2))
