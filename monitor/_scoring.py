@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,7 +130,9 @@ def pair(
 
 
 def _pair_features(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, ...]:
-    names, shared_names = _names_shared(a, b)
+    shared_names = a["names"].keys() & b["names"].keys()
+    names = _cosine(a["names"], b["names"], a.get("names_norm"), b.get("names_norm"),
+                    shared=shared_names)  # fmt: skip
     years_a, years_b = a["years"], b["years"]
     year_shared = _overlap(years_a, years_b)
     return (
@@ -144,19 +146,8 @@ def _pair_features(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, .
         _conflict(a["months"], b["months"]),
         _conflict(a["weekdays"], b["weekdays"]),
         float(not names and _rare_names(a) >= 2 and _rare_names(b) >= 2),
-        float(shared_names == 1),
+        float(len(shared_names) == 1),
     )
-
-
-def _names_shared(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, int]:
-    """The cosine of the two weighted name vectors, and how many name words they share."""
-    va, vb = a["names"], b["names"]
-    shared = va.keys() & vb.keys()
-    if not shared:
-        return 0.0, 0
-    products = math.fsum([va[t] * vb[t] for t in shared])
-    norms = (a.get("names_norm") or norm(va)) * (b.get("names_norm") or norm(vb))
-    return min(1.0, products / norms), len(shared)
 
 
 def _rare_names(data: Mapping[str, Any]) -> int:
@@ -245,8 +236,13 @@ def _cosine(
     b: Mapping[str, float],
     norm_a: float | None = None,
     norm_b: float | None = None,
+    *,
+    shared: Set[str] | None = None,
 ) -> float:
-    shared = a.keys() & b.keys()
+    """The cosine of two weight vectors; ``shared`` is their common keys when the caller
+    has them already."""
+    if shared is None:
+        shared = a.keys() & b.keys()
     if not shared:
         return 0.0
     # fsum is exact, so the result depends on neither the order of the terms nor the sides.
