@@ -40,6 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor import _scoring, dedupe
+from monitor.evaluate import pair_counts
 from monitor.types import Article, Candidate, Decision, Fingerprint
 
 # Rows without a date are all "fetched" at this instant, so the window never parts them.
@@ -257,21 +258,11 @@ def score(rows: Sequence[Row], stories: Sequence[int], scope: set[int] | None = 
 
 def _pair_counts(rows: Sequence[Row], stories: Sequence[int],
                  indexes: Iterable[int]) -> list[int]:  # fmt: skip
-    """True positive, false positive and false negative pairs, hard-negative pairs and
-    those merged, among the rows ``indexes``: counted by label, not pair by pair."""
-
-    def pairs(*keys: Iterable[Any]) -> int:
-        return sum(n * (n - 1) // 2 for n in Counter(zip(*keys, strict=True)).values())
-
+    """``pair_counts`` (true positive, false positive and false negative pairs,
+    hard-negative pairs and those merged) among the rows ``indexes``."""
     ix = list(indexes)
-    gold, pred = [rows[i].story for i in ix], [stories[i] for i in ix]
-    both = pairs(gold, pred)
-    topical = [i for i in ix if rows[i].topic is not None]
-    topic = [rows[i].topic for i in topical]
-    topic_gold, topic_pred = [rows[i].story for i in topical], [stories[i] for i in topical]
-    hard = pairs(topic) - pairs(topic, topic_gold)
-    merged = pairs(topic, topic_pred) - pairs(topic, topic_gold, topic_pred)
-    return [both, pairs(pred) - both, pairs(gold) - both, hard, merged]
+    return list(pair_counts([rows[i].story for i in ix], [stories[i] for i in ix],
+                            [rows[i].topic for i in ix]))  # fmt: skip
 
 
 def _scores(tp: int, fp: int, fn: int, hard: int, merged: int, topics: bool) -> Scores:

@@ -22,7 +22,7 @@ from .errors import ConfigError
 from .normalize import normalize
 from .types import Entry
 
-__all__ = ["pair_scores", "read_labelled", "run_eval"]
+__all__ = ["pair_counts", "pair_scores", "read_labelled", "run_eval"]
 
 log = logging.getLogger("monitor.eval")
 
@@ -50,6 +50,25 @@ def read_labelled(path: Path) -> Iterator[dict[str, Any]]:
         yield row
 
 
+def pair_counts(gold: list[Any], predicted: list[Any],
+                topics: list[Any]) -> tuple[int, int, int, int, int]:  # fmt: skip
+    """Pairs of articles counted by label, not pair by pair: in both the gold and the
+    predicted story, in the predicted one only, in the gold one only, hard negatives
+    (pairs of one topic, not None, but different gold stories) and those predicted as
+    one story."""
+
+    def pairs(*keys: list[Any]) -> int:
+        return sum(n * (n - 1) // 2 for n in Counter(zip(*keys, strict=True)).values())
+
+    both = pairs(gold, predicted)
+    topical = [n for n, t in enumerate(topics) if t is not None]
+    topic = [topics[n] for n in topical]
+    topic_gold, topic_pred = [gold[n] for n in topical], [predicted[n] for n in topical]
+    hard = pairs(topic) - pairs(topic, topic_gold)
+    merged = pairs(topic, topic_pred) - pairs(topic, topic_gold, topic_pred)
+    return both, pairs(predicted) - both, pairs(gold) - both, hard, merged
+
+
 def pair_scores(gold: list[str], predicted: list[Any],
                 topics: list[str | None]) -> dict[str, float | None]:  # fmt: skip
     """Pairwise precision, recall, F1 and the hard-negative merge rate.
@@ -58,26 +77,12 @@ def pair_scores(gold: list[str], predicted: list[Any],
     predicted when they share a stored story. Hard negatives are pairs of one topic but
     different gold stories.
     """
-
-    def pairs(counter: Counter[Any]) -> int:
-        return sum(n * (n - 1) // 2 for n in counter.values())
-
-    both = pairs(Counter(zip(gold, predicted, strict=True)))
-    gold_pairs, pred_pairs = pairs(Counter(gold)), pairs(Counter(predicted))
-    precision = both / pred_pairs if pred_pairs else 1.0
-    recall = both / gold_pairs if gold_pairs else 1.0
+    tp, fp, fn, negatives, merged_negatives = pair_counts(gold, predicted, topics)
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     hard: float | None = None
     if any(t is not None for t in topics):
-        same_topic = pairs(Counter(t for t in topics if t is not None))
-        same_topic_story = pairs(Counter((t, g) for t, g in zip(topics, gold, strict=True)
-                                         if t is not None))  # fmt: skip
-        merged_topic = pairs(Counter((t, p) for t, p in zip(topics, predicted, strict=True)
-                                     if t is not None))  # fmt: skip
-        merged_topic_story = pairs(Counter(
-            (t, g, p) for t, g, p in zip(topics, gold, predicted, strict=True) if t is not None))
-        negatives = same_topic - same_topic_story
-        merged_negatives = merged_topic - merged_topic_story
         hard = merged_negatives / negatives if negatives else 0.0
     return {"pairs_precision": round(precision, 4), "pairs_recall": round(recall, 4),
             "pairs_f1": round(f1, 4),
