@@ -46,6 +46,7 @@ PAIR_FEATURES = (
     "same_day",  # ... at most 36 hours apart, as far as they share words
     "days_later",  # ... or how far beyond that, as a share of the rest of the week
 )
+_TERMS = PAIR_FEATURES.index("terms")
 # How many of a story's closest members the story score averages over.
 STORY_MEMBERS = 4
 # How many shared terms a pair keeps, heaviest first, for reasons.
@@ -120,11 +121,11 @@ def pair(
     if hours_apart is not None:
         later = max(0.0, min(1.0, (hours_apart - SAME_DAY_HOURS) / LATER_HOURS))
     dated = hours_apart is not None
-    shared = _pair_features(a, b)
+    content = _pair_features(a, b)
     same_day = 0.0
-    if dated and later == 0.0:  # as far as they share words (terms cosine)
-        same_day = min(1.0, shared[0] / SAME_DAY_TERMS)
-    features = (*shared, float(dated), same_day, later)
+    if dated and later == 0.0:  # as far as they share words
+        same_day = min(1.0, content[_TERMS] / SAME_DAY_TERMS)
+    features = (*content, float(dated), same_day, later)
     logit = model.bias + _dot(model.weights, features)
     return Pair(features, logit, a, b)
 
