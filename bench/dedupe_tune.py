@@ -13,11 +13,13 @@ thresholds tuned on the other folds' topics, and the held-out topics are scored 
 ``--guard FILE`` scores another labelled file under the shipped thresholds and the fitted
 ones, without tuning to it: the benchmark corpus (``bench/cycle.py --export``), whose
 different events share names by chance, shows whether a change merges more of them.
+``--words N`` cuts every text to its first N words: many feeds carry only a summary of a
+sentence or two, and a story must be told from those too.
 
 Usage::
 
     .venv/bin/python bench/dedupe_tune.py ../shared/eval/stories_dev.jsonl [--folds 5]
-        [--no-cv] [--fit] [--guard FILE ...]
+        [--no-cv] [--fit] [--guard FILE ...] [--words N]
 """
 
 from __future__ import annotations
@@ -57,22 +59,26 @@ class Row:
     article: Article
 
 
-def load(path: Path) -> list[Row]:
-    """Read a labelled JSONL file."""
+def load(path: Path, *, words: int | None = None) -> list[Row]:
+    """Read a labelled JSONL file; with ``words``, each text is cut to its first ``words``
+    words (the title stays whole), as a feed that carries only a summary gives it."""
     with path.open(encoding="utf-8") as fh:
-        return [_row(json.loads(line)) for line in fh if line.strip()]
+        return [_row(json.loads(line), words) for line in fh if line.strip()]
 
 
-def _row(obj: dict[str, Any]) -> Row:
+def _row(obj: dict[str, Any], words: int | None = None) -> Row:
     published = None
     if obj.get("published"):
         published = datetime.fromisoformat(obj["published"])
         if published.tzinfo is None:
             published = published.replace(tzinfo=UTC)
+    text = obj.get("text") or ""
+    if words:
+        text = " ".join(text.split()[:words])
     article = Article(
         source=obj.get("source") or "eval",
         title=obj.get("title") or "",
-        body=obj.get("text") or "",
+        body=text,
         url=obj.get("url"),
         link=obj.get("url"),
         guid=None,
@@ -514,11 +520,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--guard", type=Path, action="append", default=[], metavar="FILE",
                         help="also score this labelled file with the shipped thresholds "
                         "and, with --fit, the fitted ones (repeatable)")  # fmt: skip
+    parser.add_argument("--words", type=int, default=None, metavar="N",
+                        help="cut every text (of FILE and the guards) to its first N words, "
+                        "as summary-only feeds carry them")  # fmt: skip
     args = parser.parse_args(argv)
     log = print
 
-    corpus = Corpus.of(load(args.file))
-    guards = [(path, Corpus.of(load(path))) for path in args.guard]
+    corpus = Corpus.of(load(args.file, words=args.words))
+    guards = [(path, Corpus.of(load(path, words=args.words))) for path in args.guard]
     run = stream(corpus)
     log(f"shipped thresholds: {score(corpus.rows, run.stories).line()}")
     for path, guard in guards:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -895,19 +896,39 @@ def test_decide_does_not_depend_on_candidate_order(
 
 # -- the labelled dev set, when it is there ------------------------------------------------
 
+
+def _bench_script(name: str, file: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A script of bench/ imported as module ``name`` (dataclasses look it up by name)."""
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().parents[1] / "bench" / file
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tuning_reads_texts_cut_to_a_summary(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    tune = _bench_script("dedupe_tune", "dedupe_tune.py", monkeypatch)
+    path = tmp_path / "labelled.jsonl"
+    row = {"id": "a1", "story": "s1", "title": "Quake strikes off Sumatra coast",
+           "text": "A magnitude 7.4 earthquake\nstruck off the coast of Sumatra on Monday."}
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    (cut,) = tune.load(path, words=4)
+    assert cut.article.body == "A magnitude 7.4 earthquake"
+    assert cut.article.title == row["title"]
+    (whole,) = tune.load(path)
+    assert whole.article.body == row["text"]
+
 DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "stories_dev.jsonl"
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not DEV.exists(), reason="../shared/eval/stories_dev.jsonl not present")
 def test_dev_set_does_not_regress(monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "dedupe_tune", Path(__file__).resolve().parents[1] / "bench" / "dedupe_tune.py"
-    )
-    assert spec is not None and spec.loader is not None
-    tune = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "dedupe_tune", tune)
-    spec.loader.exec_module(tune)
+    tune = _bench_script("dedupe_tune", "dedupe_tune.py", monkeypatch)
     corpus = tune.Corpus.of(tune.load(DEV))
     scores = tune.score(corpus.rows, tune.stream(corpus).stories)
     assert scores.hard_negative_merge_rate <= 0.03
@@ -919,13 +940,7 @@ def test_benchmark_corpus_exports_rows_eval_stories_groups_by_event(
 ) -> None:
     from monitor.evaluate import run_eval
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_cycle", Path(__file__).resolve().parents[1] / "bench" / "cycle.py"
-    )
-    assert spec is not None and spec.loader is not None
-    cycle = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_cycle", cycle)  # dataclasses look it up
-    spec.loader.exec_module(cycle)
+    cycle = _bench_script("bench_cycle", "cycle.py", monkeypatch)
     rows = cycle.Corpus(8, seed=3).labelled()
     path = tmp_path / "corpus.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
