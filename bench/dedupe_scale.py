@@ -15,8 +15,9 @@ divided by its size. Prints median and p99 per article (one by one: over article
 batch: over batches), the median without the fingerprint (the daemon computes
 fingerprints in its worker processes while it decides earlier articles, so the main
 process spends only the rest), the candidates per decision and the peak RSS of the
-process. The cyclic garbage collector is set up as ``monitor run`` sets it
-(``monitor._prepare.tune_gc``).
+process, after a line timing a fixed Python loop (the machine's speed at the time,
+which drifts on a shared machine). The cyclic garbage collector is set up as
+``monitor run`` sets it (``monitor._prepare.tune_gc``).
 
 Stored fingerprints are cloned from a pool of real ones (computed from generated news
 text) with their own keys, bands and a mix of shared and rare index terms, so the SQL
@@ -188,6 +189,18 @@ def _summary(totals: list[float], sql: list[float], rest: list[float],
             "candidates": statistics.mean(cands)}
 
 
+def machine_seconds() -> float:
+    """The best of three runs of a fixed pure-Python loop: how fast this machine is now.
+    A shared machine's speed drifts by a third within an hour, and the figures with it."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(10_000_000):
+            pass
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000,1000000")
@@ -200,6 +213,8 @@ def main() -> None:
                         help="keep each store in this folder (dedupe-SIZE.db) and use it "
                              "again when there: a 1M store takes long to fill")  # fmt: skip
     args = parser.parse_args()
+    print(f"machine: a Python loop of 10,000,000 steps takes {machine_seconds():.2f} s "
+          "(the milliseconds below scale with it)")  # fmt: skip
     print("stored      path         median ms   p99 ms   sql median ms   without fp ms"
           "   candidates   peak RSS MB")  # fmt: skip
     for size in (int(s) for s in args.sizes.split(",")):
