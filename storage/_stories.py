@@ -4,12 +4,12 @@ decision follows."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, cast, func, insert, select, update
 
 from monitor.errors import StorageError
 
@@ -101,6 +101,25 @@ def follow_merges(conn: Connection, story_id: int) -> int:
             return story_id
         story_id = nxt
     return story_id
+
+
+def story_and_article(story: Any, names: Sequence[str]) -> Any:
+    """PostgreSQL: ``story`` (an INSERT or UPDATE of ``stories`` returning its id) and the
+    article's INSERT as one statement, one round trip: the article's values are bound as
+    ``a_`` and the column name (``names``: ``articles`` columns, not ``story_id``, which
+    comes from ``story``; an UPDATE would set the story's columns of the same names).
+    Its row holds the new article's id and story id; none when the article conflicts
+    with a stored one (``ON CONFLICT DO NOTHING``) or when ``story`` wrote no row (the
+    story to join was merged since the article's candidates were read)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    a = m.articles.c
+    cols = [a[name] for name in names]
+    found = story.cte("story")
+    values = select(*(cast(bindparam(f"a_{c.name}", type_=c.type), c.type) for c in cols),
+                    found.c.id)  # fmt: skip
+    return (pg_insert(m.articles).from_select([*(c.name for c in cols), "story_id"], values)
+            .on_conflict_do_nothing().returning(a.id, a.story_id))  # fmt: skip
 
 
 def join_story(conn: Connection, join: Any, story_id: int, when: datetime) -> int:

@@ -66,13 +66,19 @@ from ._lookup import (
 )
 from ._outbox import OutboxStore, alert_payload
 from ._sources import SourceStore
-from ._stories import StoryStore, join_story
+from ._stories import StoryStore, join_story, story_and_article
 
 __all__ = ["SQLRepository", "alert_payload"]
 
 log = logging.getLogger("monitor.storage")
 
 DECODED = 3000  # candidates kept decoded (about 13 kB each, see _compared)
+# The columns of an article's row and of a new story's row that ``add_article`` writes.
+_ARTICLE_COLUMNS = ("source", "item_key", "title", "body", "url", "link", "guid", "author",
+                    "published", "fetched", "at", "fingerprint", "decision", "level", "score",
+                    "reason", "matched_article_id", "related_story_id", "backlog",
+                    "pruned")  # fmt: skip
+_STORY_COLUMNS = ("title", "first_at", "last_at", "articles", "related_story_id", "created_at")
 
 
 def _fp_to_json(fp: Fingerprint) -> dict[str, Any]:
@@ -124,6 +130,12 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
             last_at=greatest(st.last_at, bindparam("b_when", type_=st.last_at.type)))  # fmt: skip
         self._new_story = insert(m.stories).returning(st.id)
         self._new_article = self._insert(m.articles).returning(m.articles.c.id)
+        if self.dialect == "postgresql":  # the story's statement and the article's in one
+            self._join_and_add = story_and_article(self._join_story.returning(st.id),
+                                                   _ARTICLE_COLUMNS)  # fmt: skip
+            self._new_and_add = story_and_article(insert(m.stories).values(
+                {c: bindparam(f"s_{c}", type_=st[c].type) for c in _STORY_COLUMNS}
+            ).returning(st.id), _ARTICLE_COLUMNS)  # fmt: skip
         self._new_matches = insert(m.matches)
         self._new_alert = self._insert(m.outbox)  # one per story, watchlist and target
 
@@ -350,9 +362,12 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
 
     def _add_article(self, intent: ArticleIntent, now: datetime) -> tuple[int, int] | None:
         with self._tx() as conn:
-            story_id = self._story_for(conn, intent, now)
-            article_id = self._insert_article(conn, intent, story_id)
-            if article_id is None:
+            written = self._story_and_article(conn, intent, now)
+            if written is None:
+                joined = self._story_for(conn, intent, now)
+                written = joined, self._insert_article(conn, intent, joined)
+            story_id, article_id = written
+            if article_id is None or story_id is None:  # story_id is None only with it
                 if self.in_transaction:  # the caller's transaction holds more than this
                     raise ConcurrentWriteError(
                         f"{intent.article.source}: the item was stored concurrently")
@@ -374,28 +389,65 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
                 })  # fmt: skip
         return article_id, story_id
 
+    def _story_and_article(self, conn: Connection, intent: ArticleIntent,
+                           now: datetime) -> tuple[int | None, int | None] | None:  # fmt: skip
+        """On PostgreSQL, the story's and the article's rows in one statement: the new
+        article's story id and id, or the article id None when it conflicts with a
+        stored one (the story id too, for a new story; the caller rolls back). None when
+        nothing was written: not PostgreSQL, or the story to join is merged or gone (the
+        two statements of ``_story_for`` and ``_insert_article`` follow the merge)."""
+        if self.dialect != "postgresql":
+            return None
+        d, art = intent.decision, intent.article
+        values = {f"a_{c}": v for c, v in self._article_values(intent).items()}
+        if d.story_id is None:
+            values.update({f"s_{c}": v for c, v in self._story_values(intent, now).items()})
+            row = conn.execute(self._new_and_add, values).first()
+            return (row.story_id, row.id) if row is not None else (None, None)
+        values.update(b_story=d.story_id, b_when=art.when)
+        row = conn.execute(self._join_and_add, values).first()
+        if row is not None:
+            return row.story_id, row.id
+        story = conn.execute(select(m.stories.c.merged_into)
+                             .where(m.stories.c.id == d.story_id)).first()  # fmt: skip
+        if story is None or story.merged_into is not None:
+            return None  # the UPDATE wrote nothing, so neither did the INSERT
+        return d.story_id, None
+
     def _story_for(self, conn: Connection, intent: ArticleIntent, now: datetime) -> int:
         d, art = intent.decision, intent.article
         if d.story_id is not None:
             return join_story(conn, self._join_story, d.story_id, art.when)
-        return int(conn.execute(self._new_story, {
-            "title": art.title or art.body[:120], "first_at": art.when, "last_at": art.when,
-            "articles": 1, "related_story_id": d.related_story_id, "created_at": now,
-        }).scalar_one())  # fmt: skip
+        values = self._story_values(intent, now)
+        return int(conn.execute(self._new_story, values).scalar_one())
+
+    @staticmethod
+    def _story_values(intent: ArticleIntent, now: datetime) -> dict[str, Any]:
+        """The new story row of ``intent``'s article (``_STORY_COLUMNS``)."""
+        art = intent.article
+        return {"title": art.title or art.body[:120], "first_at": art.when, "last_at": art.when,
+                "articles": 1, "related_story_id": intent.decision.related_story_id,
+                "created_at": now}  # fmt: skip
 
     def _insert_article(self, conn: Connection, intent: ArticleIntent,
                         story_id: int) -> int | None:  # fmt: skip
+        values = {**self._article_values(intent), "story_id": story_id}
+        found = conn.execute(self._new_article, values).scalar()
+        return int(found) if found is not None else None
+
+    @staticmethod
+    def _article_values(intent: ArticleIntent) -> dict[str, Any]:
+        """The article row of ``intent`` but its story id (``_ARTICLE_COLUMNS``)."""
         art, d = intent.article, intent.decision
-        found = conn.execute(self._new_article, {
+        return {
             "source": art.source, "item_key": intent.item_key, "title": art.title,
             "body": art.body, "url": art.url, "link": art.link, "guid": art.guid,
             "author": art.author, "published": art.published, "fetched": art.fetched,
-            "at": art.when, "story_id": story_id, "fingerprint": _fp_to_json(intent.fingerprint),
+            "at": art.when, "fingerprint": _fp_to_json(intent.fingerprint),
             "decision": d.kind.value, "level": d.level, "score": d.score, "reason": d.reason,
             "matched_article_id": d.article_id, "related_story_id": d.related_story_id,
-            "backlog": intent.backlog,
-        }).scalar()  # fmt: skip
-        return int(found) if found is not None else None
+            "backlog": intent.backlog, "pruned": False,
+        }  # fmt: skip
 
     def _index(self, conn: Connection, article_id: int, intent: ArticleIntent) -> None:
         """Write the article's index rows (``_flush_index``); inside ``transaction`` they

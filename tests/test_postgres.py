@@ -120,8 +120,8 @@ def test_a_transaction_cut_midway_is_run_again_whole(
     repo = make_repository(_with(postgres_url, application_name=app_name))
     try:
         caplog.set_level(logging.WARNING, "monitor.storage")
-        cuts = _cut_once_before(repo, app_name, "INSERT INTO ARTICLES")
-        article_id = repo.add_article(_intent(1, alerts=(_alert(),)), T0)  # story written first
+        cuts = _cut_once_before(repo, app_name, "INSERT INTO OUTBOX")
+        article_id = repo.add_article(_intent(1, alerts=(_alert(),)), T0)  # story, article first
         assert cuts and article_id is not None
         assert (_count(repo, m.stories), _count(repo, m.articles), _count(repo, m.outbox)) \
             == (1, 1, 1)  # fmt: skip

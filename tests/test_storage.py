@@ -481,6 +481,17 @@ def test_merge_and_split(repo: SQLRepository) -> None:
         repo.merge_stories(sa, sa)
 
 
+def test_a_rereport_stored_already_leaves_its_story_as_it_was(repo: SQLRepository) -> None:
+    first = repo.add_article(_intent(1), T0)
+    story = repo.get_article(first)["story_id"]  # type: ignore[index]
+    later = T0 + timedelta(hours=5)
+    assert repo.add_article(_intent(2, story=story, at=later), T0) is not None
+    assert repo.add_article(_intent(2, story=story, at=later + timedelta(hours=1)), T0) is None
+    kept = repo.get_story(story)
+    assert kept is not None and (kept["articles"], kept["last_at"]) == (2, later)
+    assert repo.count_articles() == 2
+
+
 def test_automatic_merge_keeps_a_hand_split_and_is_idempotent(repo: SQLRepository) -> None:
     a, b, c = (repo.add_article(_intent(n), T0) for n in (1, 2, 3))
     sa, sb, sc = (repo.get_article(x)["story_id"] for x in (a, b, c))  # type: ignore[index]
