@@ -894,7 +894,7 @@ def test_decide_does_not_depend_on_candidate_order(
     assert dedupe.decide(article, fp, candidates[:keep]) == expected
 
 
-# -- the labelled dev set, when it is there ------------------------------------------------
+# -- the bench scripts that tune dedupe ----------------------------------------------------
 
 
 def _bench_script(name: str, file: str, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -921,6 +921,9 @@ def test_tuning_reads_texts_cut_to_a_summary(tmp_path: Path,
     assert cut.article.title == row["title"]
     (whole,) = tune.load(path)
     assert whole.article.body == row["text"]
+
+
+# -- the labelled dev set, when it is there ------------------------------------------------
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "stories_dev.jsonl"
 
