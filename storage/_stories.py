@@ -4,7 +4,7 @@ decision follows."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -94,6 +94,12 @@ def _split_by_hand(conn: Connection, *story_ids: int) -> bool:
 _MERGED_INTO = select(m.stories.c.merged_into).where(m.stories.c.id == bindparam("b_story"))
 
 
+def story_open(conn: Connection, story_id: int) -> bool:
+    """Whether ``story_id`` is stored and not merged into another story."""
+    row = conn.execute(_MERGED_INTO, {"b_story": story_id}).first()
+    return row is not None and row.merged_into is None
+
+
 def follow_merges(conn: Connection, story_id: int) -> int:
     for _ in range(100):
         nxt = conn.execute(_MERGED_INTO, {"b_story": story_id}).scalar()
@@ -103,18 +109,18 @@ def follow_merges(conn: Connection, story_id: int) -> int:
     return story_id
 
 
-def story_and_article(story: Any, names: Sequence[str]) -> Any:
+def story_and_article(story: Any) -> Any:
     """PostgreSQL: ``story`` (an INSERT or UPDATE of ``stories`` returning its id) and the
     article's INSERT as one statement, one round trip: the article's values are bound as
-    ``a_`` and the column name (``names``: ``articles`` columns, not ``story_id``, which
-    comes from ``story``; an UPDATE would set the story's columns of the same names).
+    ``a_`` and the column name (every ``articles`` column but ``id`` and ``story_id``,
+    which comes from ``story``; an UPDATE would set the story's columns of the same names).
     Its row holds the new article's id and story id; none when the article conflicts
     with a stored one (``ON CONFLICT DO NOTHING``) or when ``story`` wrote no row (the
     story to join was merged since the article's candidates were read)."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
     a = m.articles.c
-    cols = [a[name] for name in names]
+    cols = [c for c in m.articles.columns if c.name not in ("id", "story_id")]
     found = story.cte("story")
     values = select(*(cast(bindparam(f"a_{c.name}", type_=c.type), c.type) for c in cols),
                     found.c.id)  # fmt: skip

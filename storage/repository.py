@@ -66,19 +66,13 @@ from ._lookup import (
 )
 from ._outbox import OutboxStore, alert_payload
 from ._sources import SourceStore
-from ._stories import StoryStore, join_story, story_and_article
+from ._stories import StoryStore, join_story, story_and_article, story_open
 
 __all__ = ["SQLRepository", "alert_payload"]
 
 log = logging.getLogger("monitor.storage")
 
 DECODED = 3000  # candidates kept decoded (about 13 kB each, see _compared)
-# The columns of an article's row and of a new story's row that ``add_article`` writes.
-_ARTICLE_COLUMNS = ("source", "item_key", "title", "body", "url", "link", "guid", "author",
-                    "published", "fetched", "at", "fingerprint", "decision", "level", "score",
-                    "reason", "matched_article_id", "related_story_id", "backlog",
-                    "pruned")  # fmt: skip
-_STORY_COLUMNS = ("title", "first_at", "last_at", "articles", "related_story_id", "created_at")
 
 
 def _fp_to_json(fp: Fingerprint) -> dict[str, Any]:
@@ -131,11 +125,11 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
         self._new_story = insert(m.stories).returning(st.id)
         self._new_article = self._insert(m.articles).returning(m.articles.c.id)
         if self.dialect == "postgresql":  # the story's statement and the article's in one
-            self._join_and_add = story_and_article(self._join_story.returning(st.id),
-                                                   _ARTICLE_COLUMNS)  # fmt: skip
-            self._new_and_add = story_and_article(insert(m.stories).values(
-                {c: bindparam(f"s_{c}", type_=st[c].type) for c in _STORY_COLUMNS}
-            ).returning(st.id), _ARTICLE_COLUMNS)  # fmt: skip
+            written = [c for c in m.stories.columns if c.name not in ("id", "merged_into")]
+            new_story = insert(m.stories).values(
+                {c.name: bindparam(f"s_{c.name}", type_=c.type) for c in written})
+            self._join_and_add = story_and_article(self._join_story.returning(st.id))
+            self._new_and_add = story_and_article(new_story.returning(st.id))
         self._new_matches = insert(m.matches)
         self._new_alert = self._insert(m.outbox)  # one per story, watchlist and target
 
@@ -408,9 +402,7 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
         row = conn.execute(self._join_and_add, values).first()
         if row is not None:
             return row.story_id, row.id
-        story = conn.execute(select(m.stories.c.merged_into)
-                             .where(m.stories.c.id == d.story_id)).first()  # fmt: skip
-        if story is None or story.merged_into is not None:
+        if not story_open(conn, d.story_id):
             return None  # the UPDATE wrote nothing, so neither did the INSERT
         return d.story_id, None
 
@@ -423,7 +415,8 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
 
     @staticmethod
     def _story_values(intent: ArticleIntent, now: datetime) -> dict[str, Any]:
-        """The new story row of ``intent``'s article (``_STORY_COLUMNS``)."""
+        """The new story row of ``intent``'s article (every column of ``stories`` but
+        ``id`` and ``merged_into``)."""
         art = intent.article
         return {"title": art.title or art.body[:120], "first_at": art.when, "last_at": art.when,
                 "articles": 1, "related_story_id": intent.decision.related_story_id,
@@ -437,7 +430,8 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
 
     @staticmethod
     def _article_values(intent: ArticleIntent) -> dict[str, Any]:
-        """The article row of ``intent`` but its story id (``_ARTICLE_COLUMNS``)."""
+        """The article row of ``intent``: every column of ``articles`` but ``id`` and
+        ``story_id`` (``story_and_article`` binds them all)."""
         art, d = intent.article, intent.decision
         return {
             "source": art.source, "item_key": intent.item_key, "title": art.title,
