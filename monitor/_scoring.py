@@ -279,11 +279,19 @@ def _jaccard(a: Sequence[str], b: Sequence[str]) -> float:
 
 
 def _title_cosine(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
-    if set(a["title_terms"]).isdisjoint(b["title_terms"]):
-        return 0.0  # the weighted title vectors share no term either
-    vec_a, vec_b = a["vec"], b["vec"]
-    va = {t: w for t in a["title_terms"] if (w := vec_a.get(t, 0.0))}
-    if not va:
+    """The cosine of the two titles' terms, weighted as in the texts' vectors."""
+    shared = set(a["title_terms"]).intersection(b["title_terms"])
+    if not shared:
         return 0.0
-    vb = {t: w for t in b["title_terms"] if (w := vec_b.get(t, 0.0))}
-    return _cosine(va, vb) if vb else 0.0
+    vec_a, vec_b = a["vec"], b["vec"]
+    products = [wa * wb for t in shared
+                if (wa := vec_a.get(t, 0.0)) and (wb := vec_b.get(t, 0.0))]  # fmt: skip
+    if not products:
+        return 0.0
+    return min(1.0, math.fsum(products) / (_title_norm(a) * _title_norm(b)))
+
+
+def _title_norm(data: Mapping[str, Any]) -> float:
+    vec = data["vec"]
+    weights = [w for t in data["title_terms"] if (w := vec.get(t, 0.0))]
+    return math.sqrt(math.fsum(map(operator.mul, weights, weights)))
