@@ -6,18 +6,28 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, Engine, Table, insert, select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from monitor.errors import ConcurrentWriteError, StorageError
 from monitor.types import Fingerprint
 
 from . import models as m
 from ._lookup import _bind, chunks
+
+log = logging.getLogger("monitor.storage")
+
+# On PostgreSQL the index tables are vacuumed each time this many rows were written to
+# them (about 400 articles' worth), by whichever daemon wrote the last of them
+# (``Upkeep``).
+VACUUM_ROWS = 20_000
 
 
 class PendingIndex:
@@ -36,6 +46,10 @@ class PendingIndex:
 
     def __bool__(self) -> bool:
         return bool(self.keys or self.bands or self.terms)
+
+    def __len__(self) -> int:
+        """The index rows held."""
+        return len(self.keys) + len(self.bands) + len(self.terms)
 
     def add(self, article_id: int, fp: Fingerprint, at: datetime, *, checked: bool) -> None:
         keys, bands, terms = index_values(fp)
@@ -72,6 +86,63 @@ class PendingIndex:
         if self.terms:
             insert_rows(conn, m.article_terms, ("term", "at", "article_id"), self.terms)
         self.clear()
+
+
+class Upkeep:
+    """Keeps the lookups of the index tables reading the index alone, on PostgreSQL.
+
+    A candidate lookup reads each term's latest postings from the index of
+    ``article_terms`` (term, time, article), and keys and bands likewise: an index-only
+    scan. It reads the table's rows as well wherever the visibility map does not yet
+    mark a page visible to every transaction, which only VACUUM does, and the pages a
+    lookup reads most are those written last. Autovacuum gets to an insert-only table
+    after it grew by a fifth, so a large store's newest postings (the window a new
+    article's lookup reads) were almost never marked: a 200-feed first cycle's
+    postings statement took 60-72 ms a chunk, 44-47 ms with the tables vacuumed every
+    1,000 articles, and a lookup of 1,500 terms 0.048 against 0.018 ms a term.
+
+    So after a commit, once ``VACUUM_ROWS`` index rows were written since the last time,
+    the three tables are vacuumed (``SKIP_LOCKED``: a table autovacuum or another daemon
+    is vacuuming is left to it). It reads only the pages written since: a few
+    milliseconds. A failure (an old server, a role that may not) is logged once and the
+    tables are left to autovacuum. SQLite needs none of this.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._on = engine.dialect.name == "postgresql"
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    def written(self, rows: int) -> None:
+        """Count ``rows`` index rows written (committed or not: a rollback leaves them
+        for VACUUM too)."""
+        if self._on:
+            with self._lock:
+                self._rows += rows
+
+    def committed(self) -> None:
+        """Vacuum the index tables if enough rows were written since the last time."""
+        if not self._on or self._rows < VACUUM_ROWS:
+            return
+        with self._lock:
+            rows, self._rows = self._rows, 0
+        if rows < VACUUM_ROWS:  # another thread took them
+            return
+        tables = ", ".join(self._engine.dialect.identifier_preparer.format_table(t)
+                           for t in (m.article_terms, m.article_keys, m.article_bands))  # fmt: skip
+        start = time.perf_counter()
+        try:
+            with self._engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql(f"VACUUM (SKIP_LOCKED) {tables}")
+        except SQLAlchemyError as exc:
+            self._on = False
+            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+            log.warning("index.vacuum failed, left to autovacuum: %s: %s",
+                        type(exc).__name__, detail)  # fmt: skip
+            return
+        log.debug("index.vacuum rows=%d seconds=%.3f", rows, time.perf_counter() - start)
 
 
 def insert_rows(conn: Connection, table: Any, names: tuple[str, ...],

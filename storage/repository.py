@@ -51,7 +51,7 @@ from ._engine import (
     retrying,
     upsert,
 )
-from ._index import PendingIndex, index_values
+from ._index import PendingIndex, Upkeep, index_values
 from ._lookup import (
     BATCH_IDS,
     _batch_postings,
@@ -115,6 +115,7 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
         self._insert = insert_ignoring(self.dialect)
         self._local = threading.local()  # the connection of this thread's ``transaction``
         self._decoded = _Decoded(DECODED)
+        self._upkeep = Upkeep(self.engine)
         # An article's statements, built once (building them cost more than running them).
         st = m.stories.c
         greatest = func.max if self.dialect == "sqlite" else func.greatest
@@ -191,6 +192,7 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
         except SQLAlchemyError as exc:
             detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
             raise StorageError(f"database error: {type(exc).__name__}: {detail}") from exc
+        self._upkeep.committed()
 
     def release_leases(self) -> None:
         """Drop every lease (only for a database one daemon owns alone, e.g. SQLite)."""
@@ -470,6 +472,7 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
             pending = getattr(self._local, "pending", None)
         if not pending:
             return
+        self._upkeep.written(len(pending))
         pending.write(conn, self._insert)
 
     def get_article(self, article_id: int) -> dict[str, Any] | None:

@@ -22,8 +22,10 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 
+import storage._index
 from monitor.app import open_runtime
 from monitor.config import load_config
+from monitor.types import ArticleIntent
 from storage import SQLRepository, make_repository
 from storage import models as m
 from tests.conftest import POSTGRES_URL, write_config
@@ -181,6 +183,42 @@ def test_candidate_lookups_are_planned_for_their_values(postgres_url: str) -> No
     assert any("INSERT INTO articles" in s for s in prepared)  # the same connection
     lookups = [s for s in prepared if "ANY (" in s or "unnest(" in s]  # the array binds
     assert lookups == []
+
+
+def test_the_index_tables_are_vacuumed_as_they_grow(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A lookup reads postings from the index alone only on pages VACUUM has marked
+    # visible to every transaction; autovacuum comes late to an insert-only table, so the
+    # repository vacuums the index tables itself once enough rows were written.
+    monkeypatch.setattr(storage._index, "VACUUM_ROWS", 40)
+    repo = make_repository(postgres_url)
+    tables = ("article_terms", "article_keys", "article_bands")
+
+    def pages_all_visible() -> dict[str, int]:
+        with repo.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT relname, relallvisible FROM pg_class WHERE oid = ANY(%(t)s::regclass[])",
+                {"t": list(tables)}).all()  # fmt: skip
+        return {name: int(n) for name, n in rows}
+
+    def article(n: int) -> ArticleIntent:  # 1 key, 2 bands and 10 terms: 13 index rows
+        return _intent(n, bands=(f"b{n}", f"c{n}"), terms=tuple(f"t{n}.{k}" for k in range(10)))
+
+    try:
+        with repo.engine.begin() as conn:
+            for table in tables:  # only the repository's VACUUM marks pages here
+                conn.exec_driver_sql(f"ALTER TABLE {table} SET (autovacuum_enabled = off)")
+        repo.add_article(article(0), T0)
+        with repo.transaction():
+            repo.add_article(article(1), T0)
+        assert pages_all_visible() == dict.fromkeys(tables, 0)  # 26 rows: not yet
+        with repo.transaction():
+            for n in (2, 3):
+                repo.add_article(article(n), T0)
+        assert pages_all_visible() == dict.fromkeys(tables, 1)  # 52 rows, one page each
+    finally:
+        repo.close()
 
 
 def test_the_session_time_zone_changes_no_stored_time(postgres_url: str) -> None:
