@@ -106,13 +106,22 @@ class Upkeep:
     is vacuuming is left to it). It reads only the pages written since: a few
     milliseconds. A failure (an old server) is logged once and the tables are left to
     autovacuum; a role that does not own them gets a warning in the server's log only.
+
+    The first of these vacuums, and then each one by which the rows this daemon wrote
+    had doubled since the last, also ANALYZEs the tables (bounded by PostgreSQL's sample
+    size: 70-150 ms a table at 400,000-650,000 rows). Without statistics the planner
+    takes a band lookup of 1,600 values to match every row and reads the whole table:
+    62-65 ms against 15 ms by the index at 370,000 rows, 13 s of a 500-feed first cycle.
+    Autovacuum analyzes too, but at most once a minute, and a server may run without it.
     SQLite needs none of this.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._on = engine.dialect.name == "postgresql"
-        self._rows = 0
+        self._rows = 0  # since the last vacuum
+        self._total = 0  # since the start
+        self._analyze_at = VACUUM_ROWS  # ... doubled at each ANALYZE
         self._lock = threading.Lock()
 
     def written(self, rows: int) -> None:
@@ -121,29 +130,36 @@ class Upkeep:
         if self._on:
             with self._lock:
                 self._rows += rows
+                self._total += rows
 
     def committed(self) -> None:
         """Vacuum the index tables if enough rows were written since the last time."""
         if not self._on or self._rows < VACUUM_ROWS:
             return
         with self._lock:
-            rows, self._rows = self._rows, 0
-        if rows < VACUUM_ROWS:  # another thread took them
-            return
+            rows = self._rows
+            if rows < VACUUM_ROWS:  # another thread took them
+                return
+            self._rows = 0
+            analyze = self._total >= self._analyze_at
+            if analyze:
+                self._analyze_at = 2 * self._total
         tables = ", ".join(self._engine.dialect.identifier_preparer.format_table(t)
                            for t in (m.article_terms, m.article_keys, m.article_bands))  # fmt: skip
         start = time.perf_counter()
         try:
             with self._engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.exec_driver_sql(f"VACUUM (SKIP_LOCKED) {tables}")
+                options = "SKIP_LOCKED, ANALYZE" if analyze else "SKIP_LOCKED"
+                conn.exec_driver_sql(f"VACUUM ({options}) {tables}")
         except SQLAlchemyError as exc:
             self._on = False
             detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
             log.warning("index.vacuum failed, left to autovacuum: %s: %s",
                         type(exc).__name__, detail)  # fmt: skip
             return
-        log.debug("index.vacuum rows=%d seconds=%.3f", rows, time.perf_counter() - start)
+        log.debug("index.vacuum rows=%d analyze=%s seconds=%.3f", rows, analyze,
+                  time.perf_counter() - start)  # fmt: skip
 
 
 def insert_rows(conn: Connection, table: Any, names: tuple[str, ...],
