@@ -22,13 +22,11 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import (
     ARRAY,
-    BigInteger,
     Connection,
     Integer,
     any_,
     bindparam,
     cast,
-    extract,
     func,
     literal_column,
     select,
@@ -400,14 +398,13 @@ def _postings_sql(dialect: Any, per: int) -> tuple[str, list[str], dict[str, Any
               .order_by(t.at.desc(), t.article_id.desc())
               .limit(literal_column(str(int(per)), Integer()))
               .correlate(probe).subquery("latest"))  # fmt: skip
+    # The times are integers of microseconds already (models.IndexTime).
     if dialect.name == "postgresql":  # two arrays: ids and times
-        micros = cast(extract("epoch", latest.c.at) * literal_column("1000000"), BigInteger())
         agg = select(func.array_agg(latest.c.article_id).label("ids"),
-                     func.array_agg(micros).label("ats")).lateral("agg")  # fmt: skip
+                     func.array_agg(latest.c.at).label("ats")).lateral("agg")  # fmt: skip
         return _compiled(select(probe.c.j, agg.c.ids, agg.c.ats).select_from(probe)
                          .join(agg, true()), dialect)  # fmt: skip
-    # SQLite: the time is already an integer of microseconds (models.IndexTime). One
-    # aggregate pass over the postings builds both arrays, so they pair up.
+    # SQLite: one aggregate pass over the postings builds both arrays, so they pair up.
     got = func.json_array(func.json_group_array(latest.c.article_id),
                           func.json_group_array(latest.c.at))  # fmt: skip
     return _compiled(select(probe.c.j, select(got).scalar_subquery()), dialect)

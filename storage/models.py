@@ -82,23 +82,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class IndexTime(UTCDateTime):
-    """A UTC time in an index row: an integer of microseconds since 1970 on SQLite, where a
-    ``DateTime`` is 26 characters of text (the term index is the largest index and much
-    of the write work), and ``timestamp with time zone`` elsewhere (8 bytes already).
-    Comparisons and ordering are those of the times."""
+    """A UTC time in an index row, stored as an integer of microseconds since 1970.
+
+    On SQLite a ``DateTime`` is 26 characters of text, and the term index is the largest
+    index and much of the write work. On PostgreSQL a batch lookup returns each term's
+    postings with their times: turning ``timestamp with time zone`` into microseconds
+    there (numeric arithmetic per posting) took 40% of the statement's time (85 against
+    50 ms for 1,679 terms). Comparisons and ordering are those of the times.
+    """
 
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> Any:
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(Integer())
-        return super().load_dialect_impl(dialect)
+        return dialect.type_descriptor(Integer() if dialect.name == "sqlite" else BigInteger())
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        value = super().process_bind_param(value, dialect)  # UTC; naive on SQLite
-        if value is not None and dialect.name == "sqlite":
-            return micros(value)
-        return value
+        value = super().process_bind_param(value, dialect)
+        return None if value is None else micros(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if isinstance(value, int):
@@ -111,7 +111,7 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 def micros(value: datetime) -> int:
-    """``value`` as microseconds since 1970 (UTC), as ``IndexTime`` stores it on SQLite."""
+    """``value`` as microseconds since 1970 (UTC), as ``IndexTime`` stores it."""
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return (value - _EPOCH) // _MICROSECOND

@@ -16,7 +16,7 @@ from monitor.errors import StorageError
 
 __all__ = ["HEAD", "current_revision", "upgrade"]
 
-HEAD = "0006"
+HEAD = "0007"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x6D6F6E69746F72  # PostgreSQL advisory lock key held while migrating
 

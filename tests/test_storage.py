@@ -192,6 +192,40 @@ def test_migration_0005_keeps_index_rows_and_their_times(db_url: str) -> None:
         engine.dispose()
 
 
+def test_migration_0007_keeps_term_times_to_the_microsecond(db_url: str) -> None:
+    # PostgreSQL's term times become integers of microseconds, as SQLite's are already.
+    from sqlalchemy import create_engine, select
+
+    from storage.schema import upgrade
+
+    engine = create_engine(db_url)
+    times = [datetime(2024, 7, 28, 9, 0, 0, 123456, tzinfo=UTC),
+             datetime(2038, 1, 19, 3, 14, 8, 999999, tzinfo=UTC),
+             datetime(1969, 12, 31, 23, 59, 58, 250000, tzinfo=UTC)]  # fmt: skip
+    try:
+        assert upgrade(engine, "0006") == "0006"
+        with engine.begin() as conn:  # as 0006 stored them: a timestamp, or micros on SQLite
+            for n, at in enumerate(times):
+                stored = m.micros(at) if engine.dialect.name == "sqlite" else at
+                conn.execute(text("INSERT INTO article_terms (term, at, article_id) "
+                                  "VALUES ('okinawa', :at, :id)"), {"at": stored, "id": n + 1})
+        upgrade(engine)
+        t = m.article_terms.c
+        with engine.connect() as conn:
+            raw = conn.execute(text("SELECT at FROM article_terms ORDER BY article_id")).scalars()
+            assert list(raw) == [m.micros(at) for at in times]
+            rows = conn.execute(select(t.at, t.article_id).order_by(t.at)).all()
+            assert [tuple(r) for r in rows] == [(times[2], 3), (times[0], 1), (times[1], 2)]
+            assert conn.execute(select(t.article_id).where(t.at > times[0])).scalars().all() == [2]
+        _downgrade(engine, "0006")  # and back
+        with engine.connect() as conn:
+            back = conn.execute(text("SELECT at FROM article_terms ORDER BY article_id")).all()
+            assert [m.IndexTime().process_result_value(r[0], engine.dialect)
+                    for r in back] == times  # fmt: skip
+    finally:
+        engine.dispose()
+
+
 def _downgrade(engine: Any, revision: str) -> None:
     from alembic import command
 
