@@ -109,7 +109,8 @@ class Upkeep:
 
     The first of these vacuums, and then each one by which the rows this daemon wrote
     had doubled since the last, also ANALYZEs the tables (bounded by PostgreSQL's sample
-    size: 70-150 ms a table at 400,000-650,000 rows). Without statistics the planner
+    size: 0.03-0.2 s for the three, the vacuum with it, in a 500-feed first cycle; six
+    of its 52 vacuums analyzed). Without statistics the planner
     takes a band lookup of 1,600 values to match every row and reads the whole table:
     62-65 ms against 15 ms by the index at 370,000 rows, 13 s of a 500-feed first cycle.
     Autovacuum analyzes too, but at most once a minute, and a server may run without it.
