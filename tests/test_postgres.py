@@ -138,6 +138,26 @@ def test_a_transaction_cut_midway_is_run_again_whole(
         repo.close()
 
 
+def test_a_batch_lookup_cut_midway_is_run_again(
+    postgres_url: str, app_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The statement that reads a batch's term postings, the largest of a cycle: a
+    # connection lost there is waited out, and the lookup's result is whole.
+    repo = make_repository(_with(postgres_url, application_name=app_name))
+    try:
+        stored = repo.add_article(_intent(1, terms=("tokyo", "okinawa")), T0)
+        caplog.set_level(logging.WARNING, "monitor.storage")
+        cuts = _cut_once_before(repo, app_name, "WITH BATCH_TERMS")
+        probes = [(_intent(2 + k, terms=("tokyo",)).fingerprint, T0) for k in range(3)]
+        found = repo.get_candidates_batch(probes, timedelta(days=7), 24)
+        assert cuts
+        assert [[c.article_id for c in f.stored] for f in found] == [[stored]] * 3
+        assert [list(f.earlier) for f in found] == [[], [0], [0, 1]]
+        assert [r for r in caplog.records if "storage.retry" in r.getMessage()]
+    finally:
+        repo.close()
+
+
 def test_a_restart_is_waited_out_without_losing_or_repeating(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
