@@ -228,7 +228,10 @@ def _sigmoid(z: float) -> float:
 
 def norm(v: Mapping[str, float]) -> float:
     """The Euclidean length of a weight vector (stored with it, to save time per pair)."""
-    weights = list(v.values())
+    return _length(list(v.values()))
+
+
+def _length(weights: Sequence[float]) -> float:
     return math.sqrt(math.fsum(map(operator.mul, weights, weights)))
 
 
@@ -293,5 +296,4 @@ def _title_cosine(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
 
 def _title_norm(data: Mapping[str, Any]) -> float:
     vec = data["vec"]
-    weights = [w for t in data["title_terms"] if (w := vec.get(t, 0.0))]
-    return math.sqrt(math.fsum(map(operator.mul, weights, weights)))
+    return _length([w for t in data["title_terms"] if (w := vec.get(t, 0.0))])
