@@ -124,6 +124,8 @@ class Upkeep:
         self._total = 0  # since the start
         self._analyze_at = VACUUM_ROWS  # ... doubled at each ANALYZE
         self._lock = threading.Lock()
+        quoted = engine.dialect.identifier_preparer.format_table
+        self._tables = ", ".join(map(quoted, (m.article_terms, m.article_keys, m.article_bands)))
 
     def written(self, rows: int) -> None:
         """Count ``rows`` index rows written (committed or not: a rollback leaves them
@@ -145,14 +147,12 @@ class Upkeep:
             analyze = self._total >= self._analyze_at
             if analyze:
                 self._analyze_at = 2 * self._total
-        tables = ", ".join(self._engine.dialect.identifier_preparer.format_table(t)
-                           for t in (m.article_terms, m.article_keys, m.article_bands))  # fmt: skip
         start = time.perf_counter()
         try:
             with self._engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
                 options = "SKIP_LOCKED, ANALYZE" if analyze else "SKIP_LOCKED"
-                conn.exec_driver_sql(f"VACUUM ({options}) {tables}")
+                conn.exec_driver_sql(f"VACUUM ({options}) {self._tables}")
         except SQLAlchemyError as exc:
             self._on = False
             detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
