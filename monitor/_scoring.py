@@ -28,6 +28,7 @@ __all__ = [
     "norm",
     "pair",
     "story_probability",
+    "words_cosine",
 ]
 
 PAIR_FEATURES = (
@@ -149,6 +150,15 @@ def _pair_features(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, .
         float(not names and _rare_names(a) >= 2 and _rare_names(b) >= 2),
         float(len(shared_names) == 1),
     )
+
+
+def words_cosine(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+    """The cosine of the two term vectors without the names either mentions: what two
+    items share besides names (symmetric; 0.0 when either has no other term)."""
+    names = a["names"].keys() | b["names"].keys()
+    vec_a = {t: w for t, w in a["vec"].items() if t not in names}
+    vec_b = {t: w for t, w in b["vec"].items() if t not in names}
+    return _cosine(vec_a, vec_b) if vec_a and vec_b else 0.0
 
 
 def _rare_names(data: Mapping[str, Any]) -> int:

@@ -22,9 +22,10 @@ Levels (DESIGN.md, "Dedupe levels"; issue #3):
    share words, for many events happen each day). A logistic pair model turns these into
    log-odds of "same event"; a story's score mixes its closest member with the mean of
    its few closest members, so several reports must agree before an article joins
-   (``monitor._scoring``). A story splits into fragments when one report scores just
-   under the bar; so when an article joins a story, each small fragment among its
-   candidates (at most ``FRAGMENT_MEMBERS`` articles) is scored again as if its articles
+   (``monitor._scoring``), and they must share words besides names, not only a name and
+   a day (``Thresholds.story_words``). A story splits into fragments when one report
+   scores just under the bar; so when an article joins a story, each small fragment among
+   its candidates (at most ``FRAGMENT_MEMBERS`` articles) is scored again as if its articles
    arrived now, against the story with the article in it, and those that would join are
    named in ``Decision.merge_story_ids`` (the pipeline has storage merge them once the
    article is stored; a story split off by hand is never merged back).
@@ -63,6 +64,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -137,6 +139,11 @@ class Thresholds:
     same_text      0.70    level 2: estimated shingle Jaccard of the two bodies
     same_story     0.875   level 3: story probability needed to join the story (and
                            for a fragment's article to join it again, healing it)
+    story_words    0.03    ... and the words it must share with the story's closest
+                           members besides names (``_scoring.words_cosine``, their
+                           mean): a shared name and the same day lift the score of
+                           two items that share nothing else (one minister in two
+                           stories of a day)
     best_share     0.50    level 3: weight of the closest member in the story score;
                            the mean over the closest ``STORY_MEMBERS`` takes the rest
     related        0.20    NEW, but names a related story at this probability ...
@@ -149,6 +156,7 @@ class Thresholds:
 
     same_text: float = 0.70
     same_story: float = 0.875
+    story_words: float = 0.03
     best_share: float = 0.50
     related: float = 0.20
     related_names: float = 0.30
@@ -173,6 +181,7 @@ class StoryMatch:
     probability: float
     closest: Candidate
     pair: Pair  # the article against ``closest``
+    members: tuple[Pair, ...]  # ... and against the closest ``STORY_MEMBERS``, closest first
 
 
 def decide(
@@ -335,7 +344,8 @@ def _stories(compared: Sequence[tuple[Candidate, Pair]], t: Thresholds) -> list[
         story.sort(key=lambda m: (-m[0].logit, m[1].article_id))
         logits = [p.logit for p, _ in story]
         probability = _scoring.story_probability(logits, t.best_share)
-        matches.append(StoryMatch(story_id, probability, story[0][1], story[0][0]))
+        closest = tuple(p for p, _ in story[: _scoring.STORY_MEMBERS])
+        matches.append(StoryMatch(story_id, probability, story[0][1], story[0][0], closest))
     matches.sort(key=lambda m: (-m.probability, m.story_id))
     return matches
 
@@ -355,41 +365,66 @@ def _same_story(
     matches = _stories(compared, t)
     if not matches:
         return Decision(DecisionKind.NEW, 0, 0.0, "new story: nothing stored to compare")
-    top = matches[0]
-    p = top.probability
-    if p >= t.same_story:
-        healed = _fragments(article, fp, compared, matches, t)
+    joined = next((m for m in matches if _joins(m, t)), None)
+    if joined is not None:
+        p = joined.probability
+        healed = _fragments(article, fp, compared, matches, joined, t)
         merges = f"; merges fragments {', '.join(map(str, healed))}" if healed else ""
         return Decision(
             kind=DecisionKind.REREPORT,
             level=3,
             score=round(p, 4),
             reason=(
-                f"same event: {_scoring.describe(top.pair, fp.data)}; "
+                f"same event: {_scoring.describe(joined.pair, fp.data)}; "
                 f"score {p:.2f} >= {t.same_story:.2f}{merges}"
             ),
-            article_id=top.closest.article_id,
-            story_id=top.story_id,
+            article_id=joined.closest.article_id,
+            story_id=joined.story_id,
             merge_story_ids=healed,
         )
+    top = matches[0]
     related = next((m for m in matches if _related(m, t)), None)
     if related is None:
         return Decision(
             DecisionKind.NEW,
             0,
-            round(p, 4),
-            f"new story: closest story {top.story_id} scores {p:.2f} < {t.same_story:.2f}",
+            round(top.probability, 4),
+            f"new story: closest story {top.story_id} scores {_short_of(top, t)}",
         )
     return Decision(
         kind=DecisionKind.NEW,
         level=0,
-        score=round(p, 4),
+        score=round(top.probability, 4),
         reason=(
             f"new story, follows story {related.story_id}: "
-            f"{_scoring.describe(related.pair, fp.data)}; "
-            f"score {related.probability:.2f} < {t.same_story:.2f}"
+            f"{_scoring.describe(related.pair, fp.data)}; score {_short_of(related, t)}"
         ),
         related_story_id=related.story_id,
+    )
+
+
+def _joins(match: StoryMatch, t: Thresholds) -> bool:
+    """Whether the article joins the story: its score reaches ``same_story`` and it shares
+    ``story_words`` besides names with the story's closest members."""
+    return match.probability >= t.same_story and _words(match.members) >= t.story_words
+
+
+def _words(pairs: Sequence[Pair]) -> float:
+    """The mean ``words_cosine`` of ``pairs``. One rare name (a minister, a base) weighs
+    in the names, the terms and the title at once: two items of one day naming it can
+    score high while sharing no other word."""
+    return math.fsum(_scoring.words_cosine(p.a, p.b) for p in pairs) / len(pairs)
+
+
+def _short_of(match: StoryMatch, t: Thresholds) -> str:
+    """Why ``match`` does not join: its score is short of the bar, or it shares too few
+    words besides names."""
+    p = match.probability
+    if p < t.same_story:
+        return f"{p:.2f} < {t.same_story:.2f}"
+    return (
+        f"{p:.2f}, but shares {_words(match.members):.0%} of its words besides names with "
+        f"the story's closest reports < {t.story_words:.0%}"
     )
 
 
@@ -441,6 +476,7 @@ def _fragments(
     fp: Fingerprint,
     compared: Sequence[tuple[Candidate, Pair]],
     matches: Sequence[StoryMatch],
+    joined: StoryMatch,
     t: Thresholds,
 ) -> tuple[int, ...]:
     """The fragments the joined story heals: small related stories whose every article,
@@ -448,30 +484,33 @@ def _fragments(
     members: dict[int, list[Candidate]] = {}
     for cand, _ in compared:
         members.setdefault(cand.story_id, []).append(cand)
-    joined = [(c.when, c.fingerprint.data) for c in members[matches[0].story_id]]
-    joined.append((article.when, fp.data))
+    story = [(c.when, c.fingerprint.data) for c in members[joined.story_id]]
+    story.append((article.when, fp.data))
     fragments = [
         m.story_id
-        for m in matches[1:]
-        if _related(m, t) and len(members[m.story_id]) <= FRAGMENT_MEMBERS
+        for m in matches
+        if m is not joined and _related(m, t) and len(members[m.story_id]) <= FRAGMENT_MEMBERS
     ]
     return tuple(sorted(
         story_id for story_id in fragments[:FRAGMENT_CHECKS]
-        if all(_would_join(c, joined, t) for c in members[story_id])
+        if all(_would_join(c, story, t) for c in members[story_id])
     ))  # fmt: skip
 
 
 def _would_join(cand: Candidate, story: Sequence[tuple[Any, Mapping[str, Any]]],
                 t: Thresholds) -> bool:  # fmt: skip
     data = cand.fingerprint.data
-    logits = sorted(
+    pairs = sorted(
         (
-            _scoring.pair(data, other, _hours_apart(cand.when, data, when, other), t.model).logit
+            _scoring.pair(data, other, _hours_apart(cand.when, data, when, other), t.model)
             for when, other in story
         ),
+        key=operator.attrgetter("logit"),
         reverse=True,
     )
-    return _scoring.story_probability(logits, t.best_share) >= t.same_story
+    probability = _scoring.story_probability([p.logit for p in pairs], t.best_share)
+    return (probability >= t.same_story
+            and _words(pairs[: _scoring.STORY_MEMBERS]) >= t.story_words)  # fmt: skip
 
 
 def _related(match: StoryMatch, t: Thresholds) -> bool:

@@ -508,6 +508,77 @@ def test_a_report_days_later_counts_less_than_one_the_same_day() -> None:
     assert same_day > days_later
 
 
+# Two items of one day that name one minister: a visit to a base, and a hearing.
+_VISIT_DAY = datetime(2025, 3, 12, 9, tzinfo=UTC)
+_VISIT = [
+    make_article((
+        "Hegseth backs ship repair deal on visit to Yokosuka",
+        "Defense Secretary Pete Hegseth on Wednesday toured the dry docks at Yokosuka and "
+        "backed a plan for Japanese yards to repair destroyers of the Seventh Fleet, saying "
+        "the work would keep more warships at sea. The repair deal covers hull and engine "
+        "maintenance and could start within months, officials said.",
+    ), _VISIT_DAY),
+    make_article((
+        "Hegseth tours Yokosuka dry docks, endorses repair plan",
+        "Pete Hegseth visited the Yokosuka naval base on Wednesday, inspecting dry docks "
+        "where Japanese shipbuilders are to repair Seventh Fleet destroyers. He endorsed the "
+        "repair plan, which officials said would cut the time warships spend away from the "
+        "fleet for maintenance.",
+    ), _VISIT_DAY + timedelta(hours=3)),
+]
+_VISIT_AGAIN = make_article((
+    "Hegseth tours Yokosuka shipyard where Japanese yards will repair US destroyers",
+    "Defense Secretary Pete Hegseth visited Yokosuka on Wednesday and inspected the dry "
+    "docks where Japanese shipbuilders will repair Seventh Fleet destroyers under a new "
+    "maintenance deal.",
+), _VISIT_DAY + timedelta(hours=4))
+_HEARING = make_article((
+    "Hegseth faces Senate questions over Signal chat",
+    "Pete Hegseth was questioned by senators on Wednesday about messages on the Signal app "
+    "that discussed strike plans. Senators asked whether classified details were shared.",
+), _VISIT_DAY + timedelta(hours=5))
+
+
+def test_a_name_and_a_day_without_other_words_in_common_are_another_event() -> None:
+    # The one rare name weighs in the names, the terms and the title at once: the pair
+    # model alone would join the hearing to the visit.
+    without = replace(dedupe.THRESHOLDS, story_words=0.0)
+    candidates = _wide_candidates([_VISIT])
+    fp = dedupe.fingerprint(_HEARING)
+    assert dedupe.decide(_HEARING, fp, candidates, thresholds=without).kind \
+        is DecisionKind.REREPORT  # fmt: skip
+    decision = dedupe.decide(_HEARING, fp, candidates)
+    assert (decision.kind, decision.related_story_id) == (DecisionKind.NEW, 1)
+    assert decision.score >= dedupe.THRESHOLDS.same_story
+    assert "words besides names" in decision.reason and "Hegseth" in decision.reason
+    # A third report of the visit shares its words, and joins.
+    again = _decide_against(_VISIT_AGAIN, [_VISIT])
+    assert (again.kind, again.story_id) == (DecisionKind.REREPORT, 1)
+
+
+def test_a_fragment_sharing_only_a_name_is_not_healed() -> None:
+    without = replace(dedupe.THRESHOLDS, story_words=0.0)
+    candidates = _wide_candidates([_VISIT, [_HEARING]])
+    fp = dedupe.fingerprint(_VISIT_AGAIN)
+    assert dedupe.decide(_VISIT_AGAIN, fp, candidates, thresholds=without).merge_story_ids \
+        == (2,)  # fmt: skip
+    decision = dedupe.decide(_VISIT_AGAIN, fp, candidates)
+    assert (decision.kind, decision.story_id, decision.merge_story_ids) == (
+        DecisionKind.REREPORT, 1, ())  # fmt: skip
+
+
+def test_words_cosine_leaves_out_the_names_of_either_side() -> None:
+    visit, hearing = (dedupe.fingerprint(a).data for a in (_VISIT[0], _HEARING))
+    terms = _scoring.pair(visit, hearing, None, dedupe.THRESHOLDS.model).features[0]
+    words = _scoring.words_cosine(visit, hearing)
+    assert words == _scoring.words_cosine(hearing, visit)
+    # "hegseth" is most of what the terms share
+    assert words < dedupe.THRESHOLDS.story_words < 0.2 < terms
+    assert _scoring.words_cosine(visit, visit) == pytest.approx(1.0)
+    names_only = {**visit, "vec": {t: w for t, w in visit["vec"].items() if t in visit["names"]}}
+    assert _scoring.words_cosine(names_only, visit) == 0.0
+
+
 # -- follow-ups beyond the window -----------------------------------------------------------
 
 # Seven months after the seed 2+2: the headquarters the ministers announced is stood up.
