@@ -509,66 +509,66 @@ def test_a_report_days_later_counts_less_than_one_the_same_day() -> None:
 
 
 # Two items of one day that name one minister: a visit to a base, and a hearing.
-_VISIT_DAY = datetime(2025, 3, 12, 9, tzinfo=UTC)
-_VISIT = [
+VISIT_DAY = datetime(2025, 3, 12, 9, tzinfo=UTC)
+VISIT = [
     make_article((
         "Hegseth backs ship repair deal on visit to Yokosuka",
         "Defense Secretary Pete Hegseth on Wednesday toured the dry docks at Yokosuka and "
         "backed a plan for Japanese yards to repair destroyers of the Seventh Fleet, saying "
         "the work would keep more warships at sea. The repair deal covers hull and engine "
         "maintenance and could start within months, officials said.",
-    ), _VISIT_DAY),
+    ), VISIT_DAY),
     make_article((
         "Hegseth tours Yokosuka dry docks, endorses repair plan",
         "Pete Hegseth visited the Yokosuka naval base on Wednesday, inspecting dry docks "
         "where Japanese shipbuilders are to repair Seventh Fleet destroyers. He endorsed the "
         "repair plan, which officials said would cut the time warships spend away from the "
         "fleet for maintenance.",
-    ), _VISIT_DAY + timedelta(hours=3)),
+    ), VISIT_DAY + timedelta(hours=3)),
 ]
-_VISIT_AGAIN = make_article((
+VISIT_AGAIN = make_article((
     "Hegseth tours Yokosuka shipyard where Japanese yards will repair US destroyers",
     "Defense Secretary Pete Hegseth visited Yokosuka on Wednesday and inspected the dry "
     "docks where Japanese shipbuilders will repair Seventh Fleet destroyers under a new "
     "maintenance deal.",
-), _VISIT_DAY + timedelta(hours=4))
-_HEARING = make_article((
+), VISIT_DAY + timedelta(hours=4))
+HEARING = make_article((
     "Hegseth faces Senate questions over Signal chat",
     "Pete Hegseth was questioned by senators on Wednesday about messages on the Signal app "
     "that discussed strike plans. Senators asked whether classified details were shared.",
-), _VISIT_DAY + timedelta(hours=5))
+), VISIT_DAY + timedelta(hours=5))
 
 
 def test_a_name_and_a_day_without_other_words_in_common_are_another_event() -> None:
     # The one rare name weighs in the names, the terms and the title at once: the pair
     # model alone would join the hearing to the visit.
     without = replace(dedupe.THRESHOLDS, story_words=0.0)
-    candidates = _wide_candidates([_VISIT])
-    fp = dedupe.fingerprint(_HEARING)
-    assert dedupe.decide(_HEARING, fp, candidates, thresholds=without).kind \
+    candidates = _wide_candidates([VISIT])
+    fp = dedupe.fingerprint(HEARING)
+    assert dedupe.decide(HEARING, fp, candidates, thresholds=without).kind \
         is DecisionKind.REREPORT  # fmt: skip
-    decision = dedupe.decide(_HEARING, fp, candidates)
+    decision = dedupe.decide(HEARING, fp, candidates)
     assert (decision.kind, decision.related_story_id) == (DecisionKind.NEW, 1)
     assert decision.score >= dedupe.THRESHOLDS.same_story
     assert "words besides names" in decision.reason and "Hegseth" in decision.reason
     # A third report of the visit shares its words, and joins.
-    again = _decide_against(_VISIT_AGAIN, [_VISIT])
+    again = _decide_against(VISIT_AGAIN, [VISIT])
     assert (again.kind, again.story_id) == (DecisionKind.REREPORT, 1)
 
 
 def test_a_fragment_sharing_only_a_name_is_not_healed() -> None:
     without = replace(dedupe.THRESHOLDS, story_words=0.0)
-    candidates = _wide_candidates([_VISIT, [_HEARING]])
-    fp = dedupe.fingerprint(_VISIT_AGAIN)
-    assert dedupe.decide(_VISIT_AGAIN, fp, candidates, thresholds=without).merge_story_ids \
+    candidates = _wide_candidates([VISIT, [HEARING]])
+    fp = dedupe.fingerprint(VISIT_AGAIN)
+    assert dedupe.decide(VISIT_AGAIN, fp, candidates, thresholds=without).merge_story_ids \
         == (2,)  # fmt: skip
-    decision = dedupe.decide(_VISIT_AGAIN, fp, candidates)
+    decision = dedupe.decide(VISIT_AGAIN, fp, candidates)
     assert (decision.kind, decision.story_id, decision.merge_story_ids) == (
         DecisionKind.REREPORT, 1, ())  # fmt: skip
 
 
 def test_words_cosine_leaves_out_the_names_of_either_side() -> None:
-    visit, hearing = (dedupe.fingerprint(a).data for a in (_VISIT[0], _HEARING))
+    visit, hearing = (dedupe.fingerprint(a).data for a in (VISIT[0], HEARING))
     terms = _scoring.pair(visit, hearing, None, dedupe.THRESHOLDS.model).features[0]
     words = _scoring.words_cosine(visit, hearing)
     assert words == _scoring.words_cosine(hearing, visit)

@@ -142,3 +142,30 @@ def test_explain_merge_split_and_check(
     assert "2 articles matched" in capsys.readouterr().out  # both titles name Manila
     assert main(["check", "--query", "(Teodoro", "--config", str(outlets)]) == 2
     assert "column" in capsys.readouterr().err
+
+
+def test_one_minister_in_two_events_of_a_day_alerts_twice(
+    tmp_path: Path, feed_server: HTTPServer, webhook: WebhookReceiver
+) -> None:
+    # Two outlets report a visit to a shipyard; a third, a Senate hearing of the same day.
+    # All three name the minister and little else in common but his name.
+    from tests.test_dedupe import HEARING, VISIT
+
+    items = [Item(a.title, f"https://o{n}.example.org/news/{n}", a.body, published=a.when)
+             for n, a in enumerate([*VISIT, HEARING])]  # fmt: skip
+    for n, item in enumerate(items):
+        feed_server.routes[f"/m{n}"] = Response(200, rss([item]), {"Content-Type": "text/xml"})
+    config = write_config(
+        tmp_path / "monitor.yaml", alert_backlog=True,
+        feeds=[{"name": f"Outlet {n}", "url": feed_server.url(f"/m{n}")} for n in range(3)],
+        notifiers={"chat": f"json://127.0.0.1:{webhook.port}/hook"},
+        watchlists=[{"name": "secdef", "query": "Hegseth", "notify": ["chat"]}],
+    )  # fmt: skip
+    assert main(["run", "--once", "--config", str(config)]) == 0
+    assert len(webhook.received) == 2
+    alerts = " ".join(map(str, webhook.received))
+    assert "Yokosuka" in alerts and "Signal" in alerts
+    stored = {a["title"]: a for a in _articles(config)}
+    visit, again, hearing = (stored[i.title] for i in items)
+    assert visit["story_id"] == again["story_id"] != hearing["story_id"]
+    assert hearing["decision"] == "new" and "words besides names" in hearing["reason"]
