@@ -152,13 +152,26 @@ def _pair_features(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, .
     )
 
 
-def words_cosine(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
-    """The cosine of the two term vectors without the names either mentions: what two
-    items share besides names (symmetric; 0.0 when either has no other term)."""
+def words_cosine(p: Pair) -> float:
+    """The cosine of the pair's term vectors without the names either mentions: what two
+    items share besides names (symmetric; 0.0 when they share no other term). Worked out
+    from the terms cosine less the names' products, for names are few and terms many."""
+    a, b = p.a, p.b
+    vec_a, vec_b = a["vec"], b["vec"]
     names = a["names"].keys() | b["names"].keys()
-    vec_a = {t: w for t, w in a["vec"].items() if t not in names}
-    vec_b = {t: w for t, w in b["vec"].items() if t not in names}
-    return _cosine(vec_a, vec_b) if vec_a and vec_b else 0.0
+    length_a, length_b = a.get("vec_norm") or norm(vec_a), b.get("vec_norm") or norm(vec_b)
+    named = [vec_a[t] * vec_b[t] for t in names & vec_a.keys() & vec_b.keys()]
+    products = p.features[_TERMS] * (length_a * length_b) - math.fsum(named)
+    rest = _rest_length(vec_a, length_a, names) * _rest_length(vec_b, length_b, names)
+    if products <= 0.0 or rest <= 0.0:
+        return 0.0
+    return min(1.0, products / rest)
+
+
+def _rest_length(vec: Mapping[str, float], length: float, names: Set[str]) -> float:
+    """The length of ``vec`` without ``names``, from its whole ``length``."""
+    dropped = [vec[t] for t in names & vec.keys()]
+    return math.sqrt(max(0.0, length * length - math.fsum(map(operator.mul, dropped, dropped))))
 
 
 def _rare_names(data: Mapping[str, Any]) -> int:

@@ -413,7 +413,7 @@ def _words(pairs: Sequence[Pair]) -> float:
     """The mean ``words_cosine`` of ``pairs``. One rare name (a minister, a base) weighs
     in the names, the terms and the title at once: two items of one day naming it can
     score high while sharing no other word."""
-    return math.fsum(_scoring.words_cosine(p.a, p.b) for p in pairs) / len(pairs)
+    return math.fsum(map(_scoring.words_cosine, pairs)) / len(pairs)
 
 
 def _short_of(match: StoryMatch, t: Thresholds) -> str:

@@ -568,15 +568,27 @@ def test_a_fragment_sharing_only_a_name_is_not_healed() -> None:
 
 
 def test_words_cosine_leaves_out_the_names_of_either_side() -> None:
-    visit, hearing = (dedupe.fingerprint(a).data for a in (VISIT[0], HEARING))
-    terms = _scoring.pair(visit, hearing, None, dedupe.THRESHOLDS.model).features[0]
-    words = _scoring.words_cosine(visit, hearing)
-    assert words == _scoring.words_cosine(hearing, visit)
+    model = dedupe.THRESHOLDS.model
+    data = [stored(dedupe.fingerprint(a)).data for a in (*VISIT, VISIT_AGAIN, HEARING, _H1)]
+
+    def without_names(a: dict[str, Any], b: dict[str, Any]) -> float:
+        names = a["names"].keys() | b["names"].keys()
+        rest_a, rest_b = ({t: w for t, w in d["vec"].items() if t not in names} for d in (a, b))
+        return _scoring._cosine(rest_a, rest_b) if rest_a and rest_b else 0.0
+
+    for a in data:
+        for b in data:
+            words = _scoring.words_cosine(_scoring.pair(a, b, None, model))
+            assert words == _scoring.words_cosine(_scoring.pair(b, a, None, model))
+            assert words == pytest.approx(without_names(a, b), abs=1e-12)
+    visit, hearing = data[0], data[3]
+    p = _scoring.pair(visit, hearing, None, model)
     # "hegseth" is most of what the terms share
-    assert words < dedupe.THRESHOLDS.story_words < 0.2 < terms
-    assert _scoring.words_cosine(visit, visit) == pytest.approx(1.0)
+    assert _scoring.words_cosine(p) < dedupe.THRESHOLDS.story_words < 0.2 < p.features[0]
+    assert _scoring.words_cosine(_scoring.pair(visit, visit, None, model)) == pytest.approx(1.0)
     names_only = {**visit, "vec": {t: w for t, w in visit["vec"].items() if t in visit["names"]}}
-    assert _scoring.words_cosine(names_only, visit) == 0.0
+    names_only["vec_norm"] = _scoring.norm(names_only["vec"])
+    assert _scoring.words_cosine(_scoring.pair(names_only, visit, None, model)) == 0.0
 
 
 # -- follow-ups beyond the window -----------------------------------------------------------
