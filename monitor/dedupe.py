@@ -460,13 +460,16 @@ def follow_up(
         return decision
     gap = article.when - related.closest.when
     when = f"{abs(gap).days} days {'earlier' if gap >= timedelta(0) else 'later'}"
+    p, bar = related.probability, thresholds.same_story
+    # Beyond WINDOW nothing is joined, however alike.
+    short = f"< {bar:.2f}" if p < bar else f"beyond the {WINDOW.days}-day window"
     return dataclasses.replace(
         decision,
         related_story_id=related.story_id,
         reason=(
             f"new story, follows story {related.story_id} (reported {when}): "
             f"{_scoring.describe(related.pair, fp.data)}; "
-            f"score {related.probability:.2f} < {thresholds.same_story:.2f}"
+            f"score {p:.2f} {short}"
         ),
     )
 

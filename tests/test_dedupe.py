@@ -630,6 +630,18 @@ def test_a_follow_up_months_later_names_the_story_it_follows() -> None:
     assert "Kamikawa" in follows.reason
 
 
+def test_a_story_beyond_the_window_is_named_however_alike() -> None:
+    # The visit reported again a month on: never joined, and the reason says why.
+    month = timedelta(days=30)
+    later = replace(VISIT_AGAIN, published=VISIT_DAY + month, fetched=VISIT_DAY + month)
+    fp = dedupe.fingerprint(later)
+    candidates = _wide_candidates([VISIT])
+    follows = dedupe.follow_up(later, fp, dedupe.decide(later, fp, candidates), candidates)
+    assert (follows.kind, follows.related_story_id) == (DecisionKind.NEW, 1)
+    assert follows.score < dedupe.THRESHOLDS.same_story  # the decision's own: nothing near
+    assert "beyond the 7-day window" in follows.reason and " < " not in follows.reason
+
+
 def test_follow_up_leaves_unrelated_and_distant_stories_alone() -> None:
     later = make_article(JFHQ_STOOD_UP, SEED_DAY + timedelta(days=210))
     fp = dedupe.fingerprint(later)
