@@ -423,8 +423,8 @@ def _short_of(match: StoryMatch, t: Thresholds) -> str:
     if p < t.same_story:
         return f"{p:.2f} < {t.same_story:.2f}"
     return (
-        f"{p:.2f}, but shares {_words(match.members):.0%} of its words besides names with "
-        f"the story's closest reports < {t.story_words:.0%}"
+        f"{p:.2f}, but shares {_words(match.members):.1%} of its words besides names with "
+        f"the story's closest reports < {t.story_words:.1%}"
     )
 
 
