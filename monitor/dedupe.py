@@ -180,8 +180,12 @@ class StoryMatch:
     story_id: int
     probability: float
     closest: Candidate
-    pair: Pair  # the article against ``closest``
-    members: tuple[Pair, ...]  # ... and against the closest ``STORY_MEMBERS``, closest first
+    members: tuple[Pair, ...]  # the article against the closest ``STORY_MEMBERS``, closest first
+
+    @property
+    def pair(self) -> Pair:
+        """The article against ``closest``."""
+        return self.members[0]
 
 
 def decide(
@@ -345,7 +349,7 @@ def _stories(compared: Sequence[tuple[Candidate, Pair]], t: Thresholds) -> list[
         logits = [p.logit for p, _ in story]
         probability = _scoring.story_probability(logits, t.best_share)
         closest = tuple(p for p, _ in story[: _scoring.STORY_MEMBERS])
-        matches.append(StoryMatch(story_id, probability, story[0][1], story[0][0], closest))
+        matches.append(StoryMatch(story_id, probability, story[0][1], closest))
     matches.sort(key=lambda m: (-m.probability, m.story_id))
     return matches
 
