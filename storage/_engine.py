@@ -30,6 +30,7 @@ from monitor.errors import StorageError
 
 __all__ = [
     "RETRY_FOR",
+    "error_detail",
     "insert_ignoring",
     "is_transient",
     "make_engine",
@@ -51,6 +52,14 @@ _TRANSIENT_STATES = ("08", "57P01", "57P02", "57P03", "53300", "40001", "40P01")
 _SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
 
 T = TypeVar("T")
+
+
+def error_detail(exc: BaseException, limit: int = 300) -> str:
+    """A database error in one line: its type and the first line of the driver's message
+    (SQLAlchemy's own adds the statement and its parameters), at most ``limit`` characters
+    of it."""
+    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:limit]
+    return f"{type(exc).__name__}: {detail}"
 
 
 def is_transient(exc: BaseException | None) -> bool:

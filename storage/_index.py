@@ -20,6 +20,7 @@ from monitor.errors import ConcurrentWriteError, StorageError
 from monitor.types import Fingerprint
 
 from . import models as m
+from ._engine import error_detail
 from ._lookup import _bind, chunks
 
 log = logging.getLogger("monitor.storage")
@@ -155,9 +156,7 @@ class Upkeep:
                 conn.exec_driver_sql(f"VACUUM ({options}) {self._tables}")
         except SQLAlchemyError as exc:
             self._on = False
-            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
-            log.warning("index.vacuum failed, left to autovacuum: %s: %s",
-                        type(exc).__name__, detail)  # fmt: skip
+            log.warning("index.vacuum failed, left to autovacuum: %s", error_detail(exc, 200))
             return
         log.debug("index.vacuum rows=%d analyze=%s seconds=%.3f", rows, analyze,
                   time.perf_counter() - start)  # fmt: skip

@@ -45,6 +45,7 @@ from monitor.types import (
 from . import models as m
 from ._engine import (
     RETRY_FOR,
+    error_detail,
     insert_ignoring,
     make_engine,
     retry_transactions,
@@ -190,8 +191,7 @@ class SQLRepository(SourceStore, StoryStore, OutboxStore):
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
-            raise StorageError(f"database error: {type(exc).__name__}: {detail}") from exc
+            raise StorageError(f"database error: {error_detail(exc)}") from exc
         self._upkeep.committed()
 
     def release_leases(self) -> None:
