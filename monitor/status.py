@@ -110,6 +110,9 @@ def _public_url(url: str) -> str:
     return url
 
 
+# The table shows this much of a source's error; the whole of it follows the table.
+ERROR_SHOWN = 60
+
 _STATE_STYLE = {"ok": "green", "failing": "red", "disabled": "dim", "silent": "yellow"}
 
 
@@ -125,6 +128,8 @@ def print_status(status: dict[str, Any], console: Any = None) -> None:
     console = console or Console()
     now = datetime.fromisoformat(status["at"])
     console.print(_sources_table(status["sources"], now))
+    for line in _source_errors(status["sources"]):
+        console.print(line)
     console.print(_watchlists_table(status["watchlists"]))
     console.print(_outbox_table(status["outbox"]))
     pruned = status.get("articles_pruned") or 0
@@ -133,26 +138,60 @@ def print_status(status: dict[str, Any], console: Any = None) -> None:
 
 
 def _sources_table(sources: list[dict[str, Any]], now: datetime) -> Any:
+    """A source a row; a failing or disabled one's error, cut short, in the last column
+    (in full below the table, ``_source_errors``)."""
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title="Sources", title_justify="left")
-    for col in ("name", "state", "last success"):
-        t.add_column(col)
-    t.add_column("entries 24h", justify="right")
-    t.add_column("next poll")
+    t.add_column("name", min_width=12)
+    t.add_column("state", no_wrap=True)
+    t.add_column("last\nsuccess")
+    t.add_column("entries\n24h", justify="right")
+    t.add_column("next\npoll")
     t.add_column("last error", overflow="fold")
     for s in sources:
         state = s["state"]
-        failures = s["consecutive_failures"]
-        detail = (s["last_error"] or "")[:160] if failures else ""
-        if failures > 1:
-            detail = f"({failures}×) {detail}"
-        if state == "disabled":
-            detail = s["disabled_reason"] or detail
-        t.add_row(s["name"], f"[{_STATE_STYLE[state]}]{state}[/]", _when(s["last_success"], now),
-                  str(s["entries_24h"]), _when(s["next_poll"], now, empty="-"),
-                  detail)  # fmt: skip
+        t.add_row(Text(s["name"]), f"[{_STATE_STYLE[state]}]{state}[/]",
+                  _ago(s["last_success"], now), str(s["entries_24h"]),
+                  _next(s["next_poll"], now),
+                  Text(_cut(_error(s), ERROR_SHOWN)))  # fmt: skip
     return t
+
+
+def _cut(text: str, n: int) -> str:
+    return text if len(text) <= n else f"{text[: n - 1].rstrip()}…"
+
+
+def _source_errors(sources: list[dict[str, Any]]) -> list[Any]:
+    """The whole error of each failing or disabled source, under its name: a table
+    column is too narrow for a URL and its cause."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    failing = [(s["name"], text) for s in sources if (text := _error(s))]
+    if not failing:
+        return []
+    out: list[Any] = [Text("Source errors", style="bold")]
+    for name, text in failing:
+        out += [Padding(Text(name), (0, 0, 0, 2)), Padding(Text(text), (0, 0, 0, 4))]
+    return out
+
+
+def _error(source: dict[str, Any]) -> str:
+    """``(3×) could not connect (…): …``; a disabled source's reason; else empty. The
+    stored error's leading kind and source name are left out: they go beside it."""
+    failures = source["consecutive_failures"]
+    if source["state"] == "disabled" and source["disabled_reason"]:
+        return str(source["disabled_reason"])
+    if not failures:
+        return ""
+    text = source["last_error"] or "unknown error"
+    kind, sep, rest = text.partition(": ")
+    if sep and kind.isidentifier():
+        text = rest
+    text = text.removeprefix(f"{source['name']}: ")
+    return f"({failures}×) {text}" if failures > 1 else text
 
 
 def _watchlists_table(watchlists: list[dict[str, Any]]) -> Any:
@@ -180,14 +219,19 @@ def _outbox_table(outbox: dict[str, Any]) -> Any:
     return t
 
 
-def _when(iso: str | None, now: datetime, *, empty: str = "never") -> str:
-    """``2024-07-28 09:00 (3h ago)`` or ``… (in 10m)``."""
+def _ago(iso: str | None, now: datetime, *, empty: str = "never") -> str:
+    """``3h ago`` or ``in 10m`` (``--json`` has the times)."""
     if not iso:
         return empty
-    at = datetime.fromisoformat(iso)
-    delta = (now - at).total_seconds()
-    return f"{at:%Y-%m-%d %H:%M} ({_span(delta)} ago)" if delta >= 0 else \
-        f"{at:%Y-%m-%d %H:%M} (in {_span(-delta)})"  # fmt: skip
+    delta = (now - datetime.fromisoformat(iso)).total_seconds()
+    return f"{_span(delta)} ago" if delta >= 0 else f"in {_span(-delta)}"
+
+
+def _next(iso: str | None, now: datetime) -> str:
+    """``in 10m``, or ``due`` once the time has come."""
+    if iso and datetime.fromisoformat(iso) <= now:
+        return "due"
+    return _ago(iso, now, empty="-")
 
 
 def _span(seconds: float) -> str:

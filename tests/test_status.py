@@ -142,6 +142,29 @@ def test_status_table_is_readable(
     assert "Articles stored:" in out
 
 
+def test_status_fits_a_narrow_terminal_and_gives_whole_errors_below(
+    store: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    capsys.readouterr()
+    assert main(["status", "--config", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 80
+    table, _, errors = out.partition("Source errors")
+    # In the table a failing source's error is cut short; below it, whole, by its name.
+    lines = [line.strip() for line in errors.splitlines() if line.strip()]
+    assert lines[lines.index("Broken") + 1] == (
+        f"(3×) HTTP 500 Internal Server Error ({_url(store, 'Broken')})")
+    assert lines[lines.index("Gone") + 1].startswith("410 Gone at ")
+    assert "Healthy" not in lines and "Quiet" not in lines
+    assert "(3×) HTTP 500" in table and "…" in table
+    assert "/broken)" not in table
+
+
+def _url(path: Path, name: str) -> str:
+    return next(f.url for f in load_config(path).feeds if f.name == name)
+
+
 def test_source_removed_from_the_config_is_disabled(
     store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
