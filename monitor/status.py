@@ -196,26 +196,28 @@ def _error(source: dict[str, Any]) -> str:
 
 def _watchlists_table(watchlists: list[dict[str, Any]]) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title="Watchlists", title_justify="left")
     t.add_column("name")
     for col in ("matches 24h", "alerts 24h", "matches 7d", "alerts 7d"):
         t.add_column(col, justify="right")
     for x in watchlists:
-        t.add_row(x["name"], str(x["matches_24h"]), str(x["alerts_24h"]),
+        t.add_row(Text(x["name"]), str(x["matches_24h"]), str(x["alerts_24h"]),
                   str(x["matches_7d"]), str(x["alerts_7d"]))  # fmt: skip
     return t
 
 
 def _outbox_table(outbox: dict[str, Any]) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title=f"Outbox: {outbox['pending']} pending, {outbox['retrying']} retrying, "
                     f"{outbox['dead']} dead", title_justify="left")  # fmt: skip
     for col in ("dead letter", "target", "reason"):
         t.add_column(col, overflow="fold")
-    for d in outbox["dead_letters"]:
-        t.add_row(d["watchlist"], d["target"], d["reason"])
+    for d in outbox["dead_letters"]:  # a reason quotes what the server said: not markup
+        t.add_row(Text(d["watchlist"]), Text(d["target"]), Text(d["reason"]))
     return t
 
 

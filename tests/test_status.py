@@ -7,6 +7,7 @@ the test clock so that one source has been quiet for days.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -19,7 +20,7 @@ import pytest
 from monitor.app import open_runtime
 from monitor.cli import main
 from monitor.config import load_config
-from monitor.status import SILENT_AFTER, source_state
+from monitor.status import SILENT_AFTER, print_status, source_state
 from tests.conftest import Clock, write_config
 from tests.feeds import Item, rss
 from tests.servers import HTTPServer, Response, WebhookReceiver
@@ -159,6 +160,29 @@ def test_status_fits_a_narrow_terminal_and_gives_whole_errors_below(
     assert "Healthy" not in lines and "Quiet" not in lines
     assert "(3×) HTTP 500" in table and "…" in table
     assert "/broken)" not in table
+
+
+def test_status_prints_brackets_in_errors_as_they_are() -> None:
+    # A dead letter's reason quotes the server's answer, and rich would read "[/x]" in it
+    # as a closing tag (and fail); a source's error and a name may hold brackets too.
+    from rich.console import Console
+
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    source = {"name": "Feed [a]", "state": "failing", "last_success": None,
+              "entries_24h": 0, "next_poll": None, "consecutive_failures": 1,
+              "last_error": "FetchError: Feed [a]: bad [/b] answer", "disabled_reason": None}
+    said = 'HTTP 400 Bad Request: {"error": "[/channel] not found"}'
+    status = {"at": now.isoformat(), "sources": [source], "articles": 0,
+              "watchlists": [{"name": "w[bold]", "matches_24h": 0, "alerts_24h": 0,
+                              "matches_7d": 0, "alerts_7d": 0}],
+              "outbox": {"pending": 0, "retrying": 0, "dead": 1, "dead_letters": [{
+                  "watchlist": "w[bold]", "target": "chat",
+                  "reason": said}]}}  # fmt: skip
+    out = io.StringIO()
+    print_status(status, Console(file=out, width=200))
+    text = out.getvalue()
+    assert "bad [/b] answer" in text and "Feed [a]" in text
+    assert '"[/channel] not found"' in text and text.count("w[bold]") == 2
 
 
 def _url(path: Path, name: str) -> str:
