@@ -125,13 +125,18 @@ def test_status_json_counts_watchlists_and_outbox(
     assert "400" in dead["reason"]
 
 
+def _status_text(path: Path, columns: int, capsys: pytest.CaptureFixture[str],
+                 monkeypatch: pytest.MonkeyPatch) -> str:  # fmt: skip
+    monkeypatch.setenv("COLUMNS", str(columns))
+    capsys.readouterr()
+    assert main(["status", "--config", str(path)]) == 0
+    return capsys.readouterr().out
+
+
 def test_status_table_is_readable(
     store: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("COLUMNS", "220")
-    capsys.readouterr()
-    assert main(["status", "--config", str(store)]) == 0
-    out = capsys.readouterr().out
+    out = _status_text(store, 220, capsys, monkeypatch)
     rows = {line.split("│")[1].strip(): line for line in out.splitlines()
             if line.count("│") > 3}  # fmt: skip
     assert "ok" in rows["Healthy"] and "silent" in rows["Quiet"]
@@ -146,10 +151,7 @@ def test_status_table_is_readable(
 def test_status_fits_a_narrow_terminal_and_gives_whole_errors_below(
     store: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("COLUMNS", "80")
-    capsys.readouterr()
-    assert main(["status", "--config", str(store)]) == 0
-    out = capsys.readouterr().out
+    out = _status_text(store, 80, capsys, monkeypatch)
     assert max(map(len, out.splitlines())) <= 80
     table, _, errors = out.partition("Source errors")
     # In the table a failing source's error is cut short; below it, whole, by its name.
