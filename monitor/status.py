@@ -143,6 +143,8 @@ def _sources_table(sources: list[dict[str, Any]], now: datetime) -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    from ._render import cut
+
     t = Table(title="Sources", title_justify="left")
     t.add_column("name", min_width=12)
     t.add_column("state", no_wrap=True)
@@ -155,12 +157,8 @@ def _sources_table(sources: list[dict[str, Any]], now: datetime) -> Any:
         t.add_row(Text(s["name"]), f"[{_STATE_STYLE[state]}]{state}[/]",
                   _ago(s["last_success"], now), str(s["entries_24h"]),
                   _next(s["next_poll"], now),
-                  Text(_cut(_error(s), ERROR_SHOWN)))  # fmt: skip
+                  Text(cut(_error(s), ERROR_SHOWN)))  # fmt: skip
     return t
-
-
-def _cut(text: str, n: int) -> str:
-    return text if len(text) <= n else f"{text[: n - 1].rstrip()}…"
 
 
 def _source_errors(sources: list[dict[str, Any]]) -> list[Any]:
