@@ -123,8 +123,13 @@ class Match:
 
     @property
     def terms(self) -> tuple[str, ...]:
-        """The distinct matched terms, in first-hit order."""
-        return tuple(dict.fromkeys(h.term for h in self.hits))
+        """The distinct matched terms, in first-hit order. A term whose every hit is a
+        span an earlier term matched too ("U.S. Forces Japan" where "US Forces Japan"
+        matched the same words) adds nothing and is left out."""
+        spans: dict[tuple[str, int, int], str] = {}
+        for h in self.hits:
+            spans.setdefault((h.field, h.start, h.end), h.term)
+        return tuple(dict.fromkeys(spans.values()))
 
 
 @dataclass(frozen=True, slots=True)

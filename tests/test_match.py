@@ -594,3 +594,15 @@ def test_normalise_is_idempotent(text: str) -> None:
 def test_fast_and_slow_folding_agree() -> None:
     text = "U.S. Forces Japan: joint-force HQ “2+2” 在日米軍USFJ"
     assert normalise(text + " ß").norm == normalise(text).norm + "ss "
+
+
+def test_terms_name_each_matched_span_once() -> None:
+    # "US Forces Japan" and "U.S. Forces Japan" fold to the same words: both hit the one
+    # span, and the alert's "matched" names it once; USFJ, elsewhere, is named too.
+    title = "U.S. Forces Japan upgrade"
+    body = "USFJ will become a joint force headquarters."
+    (found,) = Matcher({"q": parse_query("@usfj", ALIASES)}).match(title, body)
+    spans = {(h.field, h.start, h.end) for h in found.hits}
+    assert len(found.hits) == 3 and len(spans) == 2
+    assert len(found.terms) == 2 and found.terms[1] == "USFJ"
+    assert found.terms[0] in {'"US Forces Japan"', '"U.S. Forces Japan"'}
