@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,18 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
         if key.startswith("MONITOR_") and key not in ("MONITOR_TEST_POSTGRES_URL",
                                                       "MONITOR_REQUIRE_POSTGRES"):  # fmt: skip
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """A test that runs the CLI in-process installs the monitor's log handler on the root
+    logger; it is taken off again, so later records (an SMTP server thread noting a closed
+    connection) do not reach the terminal past pytest's capture."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 class Clock:
