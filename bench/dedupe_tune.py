@@ -223,8 +223,29 @@ def stream(corpus: Corpus, thresholds: dedupe.Thresholds = dedupe.THRESHOLDS) ->
         timings.append(time.perf_counter() - t0)
         decisions.append(decision)
         store.add(row.article, kept, decision)
+    settle(store, corpus, thresholds)
     seconds = time.perf_counter() - start + sum(corpus.fingerprint_seconds)
     return Run(store.stories(), decisions, seconds, timings)
+
+
+def settle(store: MemoryStore, corpus: Corpus,
+           thresholds: dedupe.Thresholds = dedupe.THRESHOLDS) -> int:  # fmt: skip
+    """Once every window has passed, each story still of one article, oldest first, joins
+    the story ``dedupe.settle`` names, as ``Pipeline.settle`` does; returns how many."""
+    sizes = Counter(store.stories())
+    moved = 0
+    for i, (row, fp) in enumerate(zip(corpus.rows, corpus.fingerprints, strict=True)):
+        own = store.articles[i].story_id
+        if sizes[own] != 1:
+            continue
+        found = dedupe.settle(row.article, fp, own, store.candidates(row.article, fp),
+                              thresholds=thresholds)  # fmt: skip
+        if found is not None and found.story_id is not None:
+            store.merge(found.story_id, own)
+            sizes[found.story_id] += 1
+            sizes[own] = 0
+            moved += 1
+    return moved
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,7 @@ __all__ = [
     "fingerprint",
     "follow_up",
     "match_stories",
+    "settle",
     "text_similarity",
 ]
 
@@ -149,6 +150,10 @@ class Thresholds:
     related        0.20    NEW, but names a related story at this probability ...
     related_names  0.30    ... or sharing this much (cosine) of the weighted names;
                            a re-report re-scores only fragments this related to it
+    settle         0.70    a story still of one article once its window has passed
+                           joins the candidate story it scores this high with ...
+    settle_margin  0.20    ... when it scores that much above every other candidate
+                           story (``settle``)
     model          fitted  the pair model (``monitor._scoring``), weights in
                            ``PAIR_FEATURES`` order
     =============  ======  ==========================================================
@@ -160,6 +165,8 @@ class Thresholds:
     best_share: float = 0.50
     related: float = 0.20
     related_names: float = 0.30
+    settle: float = 0.70
+    settle_margin: float = 0.20
     model: Model = Model(
         bias=-3.76,
         weights=(6.487, 5.15, 5.256, 1.333,  # terms, names, numbers, title
@@ -475,6 +482,60 @@ def follow_up(
             f"{_scoring.describe(related.pair, fp.data)}; "
             f"score {p:.2f} {short}"
         ),
+    )
+
+
+def settle(
+    article: Article,
+    fp: Fingerprint,
+    story_id: int,
+    candidates: Sequence[Candidate],
+    *,
+    thresholds: Thresholds = THRESHOLDS,
+) -> Decision | None:
+    """The story a lone article joins once its window has passed, if one stands out.
+
+    An article that starts a story and is still its only one when no more re-reports
+    can join it (``WINDOW`` after it) is most often a report the others were not alike
+    enough to take in as it arrived: it came first, or tells the event its own way. The
+    stories around it are complete by then, so it is scored against each of them again
+    and joins the best one when that scores ``Thresholds.settle`` or more and stands
+    ``Thresholds.settle_margin`` above every other one. The margin keeps apart an
+    article of the other event of a kind (the other earthquake), which scores alike
+    against the two stories of that kind.
+
+    Args:
+        article: The lone article.
+        fp: Its fingerprint.
+        story_id: Its story.
+        candidates: Stored articles found by the retrieval contract, in any order (the
+            article itself and its story are passed over).
+        thresholds: The pair model and the ``settle`` bars.
+
+    Returns:
+        None, or a level-3 REREPORT decision naming the story and the closest article
+        it joins, and why.
+    """
+    others = [c for c in candidates if c.story_id != story_id]
+    matches = match_stories(article, fp, others, thresholds)
+    if not matches:
+        return None
+    best = matches[0]
+    runner_up = matches[1].probability if len(matches) > 1 else 0.0
+    p, t = best.probability, thresholds
+    if p < t.settle or p - runner_up < t.settle_margin or _words(best.members) < t.story_words:
+        return None
+    return Decision(
+        kind=DecisionKind.REREPORT,
+        level=3,
+        score=round(p, 4),
+        reason=(
+            f"joined story {best.story_id} once its window had passed: "
+            f"{_scoring.describe(best.pair, fp.data)}; score {p:.2f} >= {t.settle:.2f}, "
+            f"{p - runner_up:.2f} above any other story"
+        ),
+        article_id=best.closest.article_id,
+        story_id=best.story_id,
     )
 
 
