@@ -162,6 +162,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
             sent = rt.deliverer.deliver_due()
             log.info("deliver.done sent=%d retrying=%d dead=%d notify_s=%.3f", sent.sent,
                      sent.retrying, sent.dead, time.perf_counter() - started)  # fmt: skip
+            rt.pipeline.settle()  # what a daemon's settle job does, for runs from cron
             print(f"polled {stats.sources} sources ({stats.failed} failed, "
                   f"{stats.not_modified} unchanged): {stats.entries} entries, {stats.new} new "
                   f"stories, {stats.rereports} re-reports, {stats.duplicates} duplicates; "

@@ -89,6 +89,10 @@ class Daemon:
             return
         self.metrics.pruned.inc(prune(rt.repo, keep, rt.clock(), batch=rt.config.retention.batch))
 
+    def settle(self) -> None:
+        """Settle the stories still of one article once their window has passed."""
+        self.runtime.pipeline.settle()
+
     def job_failed(self, name: str) -> None:
         self.metrics.job_failures.labels(name.split()[0]).inc()
 

@@ -94,6 +94,7 @@ def run_eval(path: Path, *, progress: Callable[[Iterable[Any]], Iterable[Any]] =
     """Stream the labelled rows through dedupe on a temporary store and score the result."""
     from storage import make_repository
 
+    from .dedupe import WINDOW
     from .pipeline import Pipeline
 
     rows = list(read_labelled(path))
@@ -106,6 +107,8 @@ def run_eval(path: Path, *, progress: Callable[[Iterable[Any]], Iterable[Any]] =
         try:
             pipeline = Pipeline(config, repo, clock=lambda: now)
             ids = [_ingest(pipeline, row, now) for row in progress(rows)]
+            # As the daemon does once the stories' window has passed.
+            pipeline.settle(now + WINDOW, limit=None)
             stories = [_story_of(repo, i) for i in ids]
         finally:
             repo.close()

@@ -48,6 +48,7 @@ from .types import (
     DecisionKind,
     FeedState,
     Fingerprint,
+    LoneStory,
     Match,
     PollIntent,
     SourceState,
@@ -62,6 +63,9 @@ __all__ = ["CycleStats", "Pipeline", "Stored", "item_key", "redact_secrets"]
 log = logging.getLogger("monitor.pipeline")
 
 MAX_BACKOFF = timedelta(hours=6)
+SETTLED = "settled_story_id"  # meta: the last story ``Pipeline.settle`` looked at
+SETTLE_BATCH = 500  # stories read at once
+SETTLE_LIMIT = 5000  # stories a daemon's settle run looks at, at most
 CLAIM_BATCH = 4  # sources claimed at once, in units of poll.concurrency
 CONSOLE = "console"
 
@@ -371,6 +375,52 @@ class Pipeline:
                 log.warning("story.merge_skipped story=%s other=%s error=%s",
                             story_id, other, exc)  # fmt: skip
         return tuple(merged)
+
+    def settle(self, now: datetime | None = None, *, limit: int | None = SETTLE_LIMIT) -> int:
+        """Settle the stories still of one article ``dedupe.WINDOW`` after they were
+        created, when no more re-reports can join them: each joins the story it clearly
+        belongs to, if one stands out (``dedupe.settle``). Resumes after the last story a
+        run looked at (kept in the database, so each is settled once), oldest first; at
+        most ``limit`` stories a run (None: all that are due).
+
+        Returns:
+            How many stories were merged into another.
+        """
+        from . import dedupe
+
+        now = now or self.clock()
+        looked = merged = 0
+        with self.repo.hold_lock(SETTLED):  # daemons sharing a database take turns
+            after = int(self.repo.get_meta(SETTLED) or 0)
+            while limit is None or looked < limit:
+                size = SETTLE_BATCH if limit is None else min(SETTLE_BATCH, limit - looked)
+                lone, last = self.repo.lone_stories(after, now - dedupe.WINDOW, size)
+                if last == after:
+                    break
+                for one in lone:
+                    merged += self._settle_one(one)
+                looked += size
+                after = last
+                self.repo.set_meta(SETTLED, str(after))
+        if merged:
+            log.info("stories.settled merged=%d through_story=%d", merged, after)
+        return merged
+
+    def _settle_one(self, one: LoneStory) -> int:
+        from . import dedupe
+
+        cands = self.repo.get_candidates(one.fingerprint, one.article.when, dedupe.WINDOW,
+                                         dedupe.CANDIDATE_LIMIT,
+                                         per_term=dedupe.TERM_POSTINGS)  # fmt: skip
+        found = dedupe.settle(one.article, one.fingerprint, one.story_id, cands)
+        if found is None or found.story_id is None:
+            return 0
+        try:
+            return int(self.repo.settle_story(one, found.story_id, found.reason))
+        except StorageError as exc:  # the story is gone (merged by hand meanwhile)
+            log.warning("story.settle_skipped story=%s into=%s error=%s", one.story_id,
+                        found.story_id, exc)  # fmt: skip
+            return 0
 
     def _intent(self, art: Article, *, backlog: bool, key: str | None, watch: bool,
                 stats: CycleStats, fp: Fingerprint | None = None,

@@ -2,9 +2,11 @@
 
 Each daemon keeps its own in-memory scheduler (job stores are never shared): the poll
 tick claims the sources whose ``next_poll_at`` has come, the deliver tick claims due
-outbox rows, the digest crons wake delivery at digest times, and a daily job prunes old
-article bodies when ``retention`` is set. The jobs are ``monitor.daemon.Daemon`` methods,
-so their results feed the metrics and a reload reaches them at their next run.
+outbox rows, the digest crons wake delivery at digest times, the settle job lets each
+story still of one article a week on join the story it belongs to (``Pipeline.settle``),
+and a daily job prunes old article bodies when ``retention`` is set. The jobs are
+``monitor.daemon.Daemon`` methods, so their results feed the metrics and a reload reaches
+them at their next run.
 
 Signals: SIGTERM and SIGINT stop taking new work and let the running job finish; SIGHUP
 reloads the config (handled in the main thread, between two waits).
@@ -21,13 +23,14 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-__all__ = ["DELIVER_TICK", "POLL_TICK", "PRUNE_EVERY", "run_daemon"]
+__all__ = ["DELIVER_TICK", "POLL_TICK", "PRUNE_EVERY", "SETTLE_EVERY", "run_daemon"]
 
 log = logging.getLogger("monitor.scheduler")
 
 POLL_TICK = 5.0  # seconds between looks for due sources
 DELIVER_TICK = 5.0
 PRUNE_EVERY = 86400.0  # retention runs at start, then daily
+SETTLE_EVERY = 600.0  # lone stories past their window are settled at start, then this often
 
 
 def run_daemon(daemon: Any, *, stop: threading.Event | None = None) -> None:
@@ -46,6 +49,8 @@ def run_daemon(daemon: Any, *, stop: threading.Event | None = None) -> None:
                       id="poll", next_run_time=_now())  # fmt: skip
     scheduler.add_job(_guard(daemon.deliver, "deliver", daemon), "interval",
                       seconds=DELIVER_TICK, id="deliver", next_run_time=_now())  # fmt: skip
+    scheduler.add_job(_guard(daemon.settle, "settle", daemon), "interval", seconds=SETTLE_EVERY,
+                      id="settle", next_run_time=_now())  # fmt: skip
     _wire_config_jobs(scheduler, daemon)
     if daemon.config.http is not None:
         from .endpoint import Endpoint

@@ -27,6 +27,7 @@ __all__ = [
     "Fetched",
     "Fingerprint",
     "Hit",
+    "LoneStory",
     "Match",
     "OutboxItem",
     "PollIntent",
@@ -177,6 +178,17 @@ class BatchCandidates:
 
     stored: tuple[Candidate, ...]
     earlier: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LoneStory:
+    """A story still of one article (storage → dedupe's ``settle``): the story, and its
+    article as stored, with the whole fingerprint (keys, bands and terms too)."""
+
+    story_id: int
+    article_id: int
+    article: Article
+    fingerprint: Fingerprint
 
 
 class DecisionKind(str, Enum):

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, cast, func, insert, select, update
 
 from monitor.errors import StorageError
+from monitor.types import Article, Fingerprint, LoneStory
 
 from . import models as m
 from ._engine import retry_transactions
@@ -24,6 +25,7 @@ class StoryStore:
     """The stories part of ``SQLRepository`` (its contract holds here)."""
 
     _tx: Callable[[], AbstractContextManager[Connection]]
+    transaction: Callable[[], AbstractContextManager[None]]
 
     def get_story(self, story_id: int) -> dict[str, Any] | None:
         """A story with ``alerted`` (any outbox row) and its sources."""
@@ -65,6 +67,43 @@ class StoryStore:
                          .values(articles=st.articles + moved))  # fmt: skip
         return int(moved)
 
+    def lone_stories(self, after: int, created_before: datetime,
+                     limit: int) -> tuple[list[LoneStory], int]:  # fmt: skip
+        """Stories of one article, created at or before ``created_before``, among the
+        ``limit`` stories of ids above ``after``, by id; and the last id looked at, up to
+        the first story created later (stories are created about in id order, so a scan
+        resumes from there). A story whose article was split out by hand is left alone.
+        """
+        st, a = m.stories.c, m.articles.c
+        with self._tx() as conn:
+            rows = conn.execute(select(st.id, st.created_at, st.articles, st.merged_into)
+                                .where(st.id > after).order_by(st.id).limit(limit)).all()
+            last, lone = after, []
+            for row in rows:
+                if row.created_at > created_before:
+                    break
+                last = row.id
+                if row.articles == 1 and row.merged_into is None:
+                    lone.append(row.id)
+            cols = (a.id, a.story_id, a.source, a.title, a.url, a.link, a.guid, a.published,
+                    a.fetched, a.fingerprint)  # fmt: skip
+            found = [] if not lone else conn.execute(select(*cols).where(
+                a.story_id.in_(lone), ~a.reason.startswith(SPLIT_BY_HAND)).order_by(a.story_id)
+            ).all()  # fmt: skip
+        return [_lone(row) for row in found], last
+
+    def settle_story(self, lone: LoneStory, into: int, reason: str) -> bool:
+        """Merge the ``lone`` story into ``into`` as dedupe's healing does (never where a
+        hand split was made), adding ``reason`` to its article's; whether it was merged."""
+        with self.transaction():
+            if not self.merge_stories(into, lone.story_id, automatic=True):
+                return False
+            a = m.articles.c
+            with self._tx() as conn:
+                conn.execute(update(m.articles).where(a.id == lone.article_id)
+                             .values(reason=a.reason + "; " + reason))  # fmt: skip
+        return True
+
     def split_article(self, article_id: int, now: datetime) -> int:
         """Move one article into a story of its own; later re-reports of it follow it."""
         with self._tx() as conn:
@@ -82,6 +121,16 @@ class StoryStore:
             conn.execute(update(m.stories).where(st.id == art.story_id)
                          .values(articles=st.articles - 1))  # fmt: skip
         return int(new_id)
+
+
+def _lone(row: Any) -> LoneStory:
+    raw = row.fingerprint
+    fp = Fingerprint(keys=tuple(raw.get("keys", ())), bands=tuple(raw.get("bands", ())),
+                     terms=tuple(raw.get("terms", ())), data=raw.get("data", {}),
+                     version=raw.get("version", 1))  # fmt: skip
+    article = Article(source=row.source, title=row.title, body="", url=row.url, link=row.link,
+                      guid=row.guid, published=row.published, fetched=row.fetched)  # fmt: skip
+    return LoneStory(row.story_id, row.id, article, fp)
 
 
 def _split_by_hand(conn: Connection, *story_ids: int) -> bool:

@@ -738,6 +738,98 @@ def test_the_pipeline_merges_a_healed_fragment_and_keeps_a_hand_split(tmp_path: 
         repo.close()
 
 
+# -- settling lone stories ---------------------------------------------------------------
+
+# A report of the Hualien quake told from the chipmakers' side: it shares the event's words
+# only in part, so it misses the bar to join as it arrives, and starts a story of its own.
+_CHIPS = make_article((
+    "Chipmakers check their plants after the quake",
+    """Taiwan Semiconductor Manufacturing Co and United Microelectronics inspected \
+production lines on Wednesday after the earthquake in eastern Taiwan. TSMC said its safety \
+systems worked and that most of its tools were running again within ten hours, while some \
+wafers in process would be scrapped. Analysts at TrendForce said the effect on chip supply \
+would be limited.""",
+), QUAKE_DAY + timedelta(hours=10), url="https://g.example/chips")
+_QUAKE = [_H1, _H2, _H3, _H4]
+
+
+def _settle(article: Article, stories: Sequence[Sequence[Article]]) -> Decision | None:
+    """Settle ``article``, alone in the story after ``stories`` 1, 2, ...; it is among
+    the candidates too, as a lookup finds it."""
+    candidates = _wide_candidates([*stories, [article]])
+    return dedupe.settle(article, dedupe.fingerprint(article), len(stories) + 1, candidates)
+
+
+def test_a_lone_report_settles_into_the_story_it_clearly_belongs_to() -> None:
+    arriving = _decide_against(_CHIPS, [_QUAKE, [_NJ]])
+    assert arriving.kind is DecisionKind.NEW  # short of the bar as it came
+    assert dedupe.THRESHOLDS.settle <= arriving.score < dedupe.THRESHOLDS.same_story
+
+    settled = _settle(_CHIPS, [_QUAKE, [_NJ]])
+    assert settled is not None
+    assert (settled.kind, settled.level, settled.story_id) == (DecisionKind.REREPORT, 3, 1)
+    assert settled.article_id in range(1, len(_QUAKE) + 1)
+    assert settled.reason.startswith("joined story 1 once its window had passed: ")
+    assert f">= {dedupe.THRESHOLDS.settle:.2f}" in settled.reason and "Taiwan" in settled.reason
+
+
+def test_a_lone_report_as_like_two_stories_stays_alone() -> None:
+    # Story 2 is as alike as story 1 (copies of its reports): neither stands out.
+    copies = [replace(a, url=f"https://copy.example/{i}") for i, a in enumerate(_QUAKE)]
+    assert _settle(_CHIPS, [_QUAKE, copies]) is None
+
+
+def test_a_lone_report_short_of_the_settle_bar_stays_alone() -> None:
+    vaguer = make_article((
+        "Chipmakers check their plants",
+        _CHIPS.body.replace("the earthquake in eastern Taiwan", "Wednesday's earthquake"),
+    ), _CHIPS.when, url="https://g.example/chips-2")  # fmt: skip
+    assert dedupe.match_stories(vaguer, dedupe.fingerprint(vaguer),
+                                _wide_candidates([_QUAKE]))[0].probability < 0.5  # fmt: skip
+    assert _settle(vaguer, [_QUAKE, [_NJ]]) is None
+    # Another event of the kind, alone, settles into nothing either.
+    assert _settle(_NJ, [_QUAKE]) is None
+
+
+def test_the_pipeline_settles_lone_stories_once_their_window_has_passed(db_url: str) -> None:
+    config = Config(database="", poll=PollConfig(), notifiers={}, aliases={}, feeds=(),
+                    watchlists=())  # fmt: skip
+    repo = storage.make_repository(db_url)
+    pipeline = Pipeline(config, repo, clock=lambda: QUAKE_DAY)
+
+    def ingest(article: Article) -> int:
+        article_id = pipeline.ingest(article, backlog=True, now=QUAKE_DAY, watch=False)
+        assert article_id is not None
+        return article_id
+
+    def story(article_id: int) -> int:
+        return int(repo.get_article(article_id)["story_id"])  # type: ignore[index]
+
+    try:
+        quake = [ingest(a) for a in _QUAKE]
+        chips, nj = ingest(_CHIPS), ingest(_NJ)
+        split = ingest(replace(_NJ, url="https://copy.example/nj", source="copy"))
+        assert len({story(i) for i in quake}) == 1 and story(chips) != story(quake[0])
+        assert story(split) == story(nj)  # a copy
+        repo.split_article(split, QUAKE_DAY)  # a correction, kept whatever settles
+        # Within the window, re-reports may still come: nothing settles yet.
+        assert pipeline.settle(QUAKE_DAY + dedupe.WINDOW - timedelta(hours=1)) == 0
+        assert story(chips) != story(quake[0])
+
+        assert pipeline.settle(QUAKE_DAY + dedupe.WINDOW) == 1
+        assert story(chips) == story(quake[0])
+        assert story(nj) not in (story(quake[0]), story(split))
+        reason = repo.get_article(chips)["reason"]  # type: ignore[index]
+        assert reason.startswith("new story")  # as it was decided when it came ...
+        assert f"; joined story {story(quake[0])} once its window had passed: " in reason
+        assert repo.get_story(story(quake[0]))["articles"] == 5  # type: ignore[index]
+        # Each story is looked at once: the next run starts after the last one.
+        assert repo.get_meta("settled_story_id") == str(story(split))
+        assert pipeline.settle(QUAKE_DAY + dedupe.WINDOW * 2) == 0
+    finally:
+        repo.close()
+
+
 # -- fingerprints --------------------------------------------------------------------------
 
 
@@ -1030,7 +1122,7 @@ def test_dev_set_does_not_regress(monkeypatch: pytest.MonkeyPatch) -> None:
     corpus = tune.Corpus.of(tune.load(DEV))
     scores = tune.score(corpus.rows, tune.stream(corpus).stories)
     assert scores.hard_negative_merge_rate <= 0.03
-    assert scores.f1 >= 0.865
+    assert scores.f1 >= 0.885
 
 
 def test_benchmark_corpus_exports_rows_eval_stories_groups_by_event(
