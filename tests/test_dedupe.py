@@ -14,6 +14,7 @@ import random
 import string
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,9 +26,12 @@ from hypothesis import strategies as st
 
 import storage
 from monitor import _features, _scoring, dedupe
-from monitor.config import Config, PollConfig
+from monitor.app import open_runtime
+from monitor.cli import main
+from monitor.config import Config, PollConfig, load_config
 from monitor.pipeline import Pipeline
 from monitor.types import Article, ArticleIntent, Candidate, Decision, DecisionKind, Fingerprint
+from tests.conftest import write_config
 
 SEED_DAY = datetime(2024, 7, 28, tzinfo=UTC)
 QUAKE_DAY = datetime(2024, 4, 3, tzinfo=UTC)
@@ -828,6 +832,23 @@ def test_the_pipeline_settles_lone_stories_once_their_window_has_passed(db_url: 
         assert pipeline.settle(QUAKE_DAY + dedupe.WINDOW * 2) == 0
     finally:
         repo.close()
+
+
+def test_run_once_settles_the_lone_stories_of_a_week_ago(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "monitor.yaml", feeds=[], watchlists=[])
+    config = load_config(path)
+    came = datetime.now(UTC) - dedupe.WINDOW - timedelta(minutes=5)
+    with ExitStack() as stack:
+        repo = open_runtime(config, stack).repo
+        pipeline = Pipeline(config, repo, clock=lambda: came)
+        quake, chips = [pipeline.ingest(a, backlog=True, now=came, watch=False)
+                        for a in _QUAKE], pipeline.ingest(_CHIPS, backlog=True, now=came,
+                                                         watch=False)  # fmt: skip
+    assert main(["run", "--once", "--config", str(path)]) == 0
+    with ExitStack() as stack:
+        repo = open_runtime(config, stack).repo
+        stories = {repo.get_article(i)["story_id"] for i in [*quake, chips]}  # type: ignore[index]
+    assert len(stories) == 1
 
 
 # -- fingerprints --------------------------------------------------------------------------
