@@ -91,7 +91,7 @@ class Daemon:
 
     def settle(self) -> None:
         """Settle the stories still of one article once their window has passed."""
-        self.runtime.pipeline.settle()
+        self.metrics.settled.inc(self.runtime.pipeline.settle())
 
     def job_failed(self, name: str) -> None:
         self.metrics.job_failures.labels(name.split()[0]).inc()

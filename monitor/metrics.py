@@ -16,6 +16,7 @@ queue depth and the sources by state are read from the database when scraped.
     monitor_alerts_sent_total                 alerts (and digest rows) delivered
     monitor_alerts_failed_total{outcome}      retry | dead
     monitor_articles_pruned_total             bodies dropped by retention
+    monitor_stories_settled_total             lone stories merged a week on (settle job)
     monitor_job_failures_total{job}           jobs that raised
     monitor_config_reloads_total{result}      ok | error
     monitor_cycle_duration_seconds            poll cycles that polled something
@@ -80,6 +81,9 @@ class Metrics:
                               ["outcome"], registry=r)  # fmt: skip
         self.pruned = Counter("monitor_articles_pruned", "Article bodies dropped by retention.",
                               registry=r)  # fmt: skip
+        self.settled = Counter("monitor_stories_settled", "Lone stories merged into the story "
+                               "they belong to once their window had passed.",
+                               registry=r)  # fmt: skip
         self.job_failures = Counter("monitor_job_failures", "Jobs that raised.", ["job"],
                                     registry=r)  # fmt: skip
         self.reloads = Counter("monitor_config_reloads", "Config reloads.", ["result"],

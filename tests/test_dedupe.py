@@ -13,6 +13,8 @@ import math
 import random
 import string
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -834,21 +836,55 @@ def test_the_pipeline_settles_lone_stories_once_their_window_has_passed(db_url: 
         repo.close()
 
 
-def test_run_once_settles_the_lone_stories_of_a_week_ago(tmp_path: Path) -> None:
-    path = write_config(tmp_path / "monitor.yaml", feeds=[], watchlists=[])
+def _stored_a_week_ago(path: Path) -> list[int]:
+    """The quake's reports and the chipmakers' one, stored a week and a bit ago."""
     config = load_config(path)
     came = datetime.now(UTC) - dedupe.WINDOW - timedelta(minutes=5)
     with ExitStack() as stack:
-        repo = open_runtime(config, stack).repo
-        pipeline = Pipeline(config, repo, clock=lambda: came)
-        quake, chips = [pipeline.ingest(a, backlog=True, now=came, watch=False)
-                        for a in _QUAKE], pipeline.ingest(_CHIPS, backlog=True, now=came,
-                                                         watch=False)  # fmt: skip
-    assert main(["run", "--once", "--config", str(path)]) == 0
+        pipeline = Pipeline(config, open_runtime(config, stack).repo, clock=lambda: came)
+        ids = [pipeline.ingest(a, backlog=True, now=came, watch=False) for a in [*_QUAKE, _CHIPS]]
+    assert None not in ids
+    return ids  # type: ignore[return-value]
+
+
+def _stories_of(path: Path, ids: list[int]) -> set[int]:
     with ExitStack() as stack:
-        repo = open_runtime(config, stack).repo
-        stories = {repo.get_article(i)["story_id"] for i in [*quake, chips]}  # type: ignore[index]
-    assert len(stories) == 1
+        repo = open_runtime(load_config(path), stack).repo
+        return {repo.get_article(i)["story_id"] for i in ids}  # type: ignore[index]
+
+
+def test_run_once_settles_the_lone_stories_of_a_week_ago(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "monitor.yaml", feeds=[], watchlists=[])
+    ids = _stored_a_week_ago(path)
+    assert len(_stories_of(path, ids)) == 2
+    assert main(["run", "--once", "--config", str(path)]) == 0
+    assert len(_stories_of(path, ids)) == 1
+
+
+def test_the_daemon_settles_at_start_and_counts_it(tmp_path: Path) -> None:
+    from monitor.daemon import Daemon
+    from monitor.scheduler import run_daemon
+
+    path = write_config(tmp_path / "monitor.yaml", feeds=[], watchlists=[])
+    ids = _stored_a_week_ago(path)
+    stop = threading.Event()
+    with ExitStack() as stack:
+        daemon = Daemon(open_runtime(load_config(path), stack), stack)
+
+        def settled() -> float | None:
+            return daemon.metrics.registry.get_sample_value("monitor_stories_settled_total")
+
+        thread = threading.Thread(target=run_daemon, args=(daemon,), kwargs={"stop": stop})
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while settled() != 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+    assert settled() == 1
+    assert len(_stories_of(path, ids)) == 1
 
 
 # -- fingerprints --------------------------------------------------------------------------
