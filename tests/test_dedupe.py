@@ -712,20 +712,27 @@ def test_only_small_stories_are_fragments(members: int, merged: tuple[int, ...])
     assert decision.merge_story_ids == merged
 
 
-def test_the_pipeline_merges_a_healed_fragment_and_keeps_a_hand_split(tmp_path: Path) -> None:
-    config = Config(database="", poll=PollConfig(), notifiers={}, aliases={}, feeds=(),
-                    watchlists=())  # fmt: skip
-    repo = storage.make_repository(f"sqlite:///{tmp_path}/stories.db")
-    pipeline = Pipeline(config, repo, clock=lambda: QUAKE_DAY)
+class _Pipeline:
+    """The pipeline on a real database, storing articles as of the quake's day."""
 
-    def ingest(article: Article) -> int:
-        article_id = pipeline.ingest(article, backlog=True, now=QUAKE_DAY, watch=False)
+    def __init__(self, url: str) -> None:
+        config = Config(database="", poll=PollConfig(), notifiers={}, aliases={}, feeds=(),
+                        watchlists=())  # fmt: skip
+        self.repo = storage.make_repository(url)
+        self.pipeline = Pipeline(config, self.repo, clock=lambda: QUAKE_DAY)
+
+    def ingest(self, article: Article) -> int:
+        article_id = self.pipeline.ingest(article, backlog=True, now=QUAKE_DAY, watch=False)
         assert article_id is not None
         return article_id
 
-    def story(article_id: int) -> int:
-        return int(repo.get_article(article_id)["story_id"])  # type: ignore[index]
+    def story(self, article_id: int) -> int:
+        return int(self.repo.get_article(article_id)["story_id"])  # type: ignore[index]
 
+
+def test_the_pipeline_merges_a_healed_fragment_and_keeps_a_hand_split(tmp_path: Path) -> None:
+    p = _Pipeline(f"sqlite:///{tmp_path}/stories.db")
+    repo, ingest, story = p.repo, p.ingest, p.story
     try:
         first = ingest(_H1)
         # A fragment, as an earlier decision (or earlier thresholds) may have left one.
@@ -798,19 +805,8 @@ def test_a_lone_report_short_of_the_settle_bar_stays_alone() -> None:
 
 
 def test_the_pipeline_settles_lone_stories_once_their_window_has_passed(db_url: str) -> None:
-    config = Config(database="", poll=PollConfig(), notifiers={}, aliases={}, feeds=(),
-                    watchlists=())  # fmt: skip
-    repo = storage.make_repository(db_url)
-    pipeline = Pipeline(config, repo, clock=lambda: QUAKE_DAY)
-
-    def ingest(article: Article) -> int:
-        article_id = pipeline.ingest(article, backlog=True, now=QUAKE_DAY, watch=False)
-        assert article_id is not None
-        return article_id
-
-    def story(article_id: int) -> int:
-        return int(repo.get_article(article_id)["story_id"])  # type: ignore[index]
-
+    p = _Pipeline(db_url)
+    repo, pipeline, ingest, story = p.repo, p.pipeline, p.ingest, p.story
     try:
         quake = [ingest(a) for a in _QUAKE]
         chips, nj = ingest(_CHIPS), ingest(_NJ)
