@@ -792,6 +792,18 @@ def test_a_lone_report_as_like_two_stories_stays_alone() -> None:
     assert _settle(_CHIPS, [_QUAKE, copies]) is None
 
 
+def test_another_lone_report_of_the_event_does_not_hold_one_back() -> None:
+    # The rewrite is alone too, and about as like the chipmakers' report as the quake's
+    # story is: two reports its story left out are each other's closest other story.
+    rest = [_H1, _H3, _H4]
+    found = dedupe.match_stories(_CHIPS, dedupe.fingerprint(_CHIPS),
+                                 _wide_candidates([rest, [_H2]]))  # fmt: skip
+    assert found[0].story_id == 1 and found[0].probability - found[1].probability < 0.05
+    settled = _settle(_CHIPS, [rest, [_H2]])
+    assert settled is not None and settled.story_id == 1
+    assert "above any other story of 2 or more reports" in settled.reason
+
+
 def test_a_lone_report_short_of_the_settle_bar_stays_alone() -> None:
     vaguer = make_article((
         "Chipmakers check their plants",
@@ -1175,7 +1187,7 @@ def test_dev_set_does_not_regress(monkeypatch: pytest.MonkeyPatch) -> None:
     corpus = tune.Corpus.of(tune.load(DEV))
     scores = tune.score(corpus.rows, tune.stream(corpus).stories)
     assert scores.hard_negative_merge_rate <= 0.03
-    assert scores.f1 >= 0.885
+    assert scores.f1 >= 0.89
 
 
 def test_benchmark_corpus_exports_rows_eval_stories_groups_by_event(
