@@ -81,6 +81,7 @@ from monitor._fingerprint import (
     text_similarity,
 )
 from monitor._scoring import PAIR_FEATURES, Model, Pair
+from monitor._window import RELATED_WINDOW, WINDOW
 from monitor.types import Article, Candidate, Decision, DecisionKind, Fingerprint
 
 __all__ = [
@@ -110,9 +111,6 @@ __all__ = [
     "text_similarity",
 ]
 
-WINDOW = timedelta(days=7)
-# How far back (and ahead) a new story looks for the story it follows (``follow_up``).
-RELATED_WINDOW = timedelta(days=365)
 CANDIDATE_LIMIT = 24
 
 # Per lookup term, only its latest postings in the window count (retrieval contract (c)).

@@ -94,7 +94,7 @@ def run_eval(path: Path, *, progress: Callable[[Iterable[Any]], Iterable[Any]] =
     """Stream the labelled rows through dedupe on a temporary store and score the result."""
     from storage import make_repository
 
-    from .dedupe import WINDOW
+    from ._window import WINDOW
     from .pipeline import Pipeline
 
     rows = list(read_labelled(path))

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ._cycle_stats import CycleStats, count_decision
 from ._leases import keep_leases
 from ._prepare import item_key
+from ._window import WINDOW
 from .config import Config, FeedConfig
 from .errors import ConcurrentWriteError, HTTPStatusError, MonitorError, StorageError
 from .match import Matcher, make_snippet, parse_query
@@ -377,7 +378,7 @@ class Pipeline:
         return tuple(merged)
 
     def settle(self, now: datetime | None = None, *, limit: int | None = SETTLE_LIMIT) -> int:
-        """Settle the stories still of one article ``dedupe.WINDOW`` after they were
+        """Settle the stories still of one article ``WINDOW`` after they were
         created, when no more re-reports can join them: each joins the story it clearly
         belongs to, if one stands out (``dedupe.settle``). Resumes after the last story a
         run looked at (kept in the database, so each is settled once), oldest first; at
@@ -386,15 +387,13 @@ class Pipeline:
         Returns:
             How many stories were merged into another.
         """
-        from . import dedupe
-
         now = now or self.clock()
         looked = merged = 0
         with self.repo.hold_lock(SETTLED):  # daemons sharing a database take turns
             after = int(self.repo.get_meta(SETTLED) or 0)
             while limit is None or looked < limit:
                 size = SETTLE_BATCH if limit is None else min(SETTLE_BATCH, limit - looked)
-                lone, last = self.repo.lone_stories(after, now - dedupe.WINDOW, size)
+                lone, last = self.repo.lone_stories(after, now - WINDOW, size)
                 if last == after:
                     break
                 for one in lone:

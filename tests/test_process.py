@@ -127,3 +127,37 @@ def test_kill_9_while_sending_loses_nothing_and_repeats_at_most_once(
     third = _start(config, "run", "--once")
     third.communicate(timeout=60)
     assert len(hook.posts) == 2
+
+
+_LOADED = """
+import json, sys
+from monitor.cli import main
+code = main(["run", "--once", "--config", sys.argv[1]])
+heavy = ("monitor.dedupe", "wordfreq", "apprise", "alembic", "jinja2")
+print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}))
+"""
+
+
+def test_an_unchanged_cycle_loads_neither_dedupe_nor_the_senders(
+    tmp_path: Path, feed_server: HTTPServer
+) -> None:
+    def feed(req: Request) -> Response:
+        headers = {"Content-Type": "application/rss+xml", "ETag": '"v1"'}
+        sent = {k.lower(): v for k, v in req.headers.items()}.get("if-none-match")
+        return Response(304, b"", headers) if sent == '"v1"' else Response(200, rss([ITEM]),
+                                                                           headers)  # fmt: skip
+
+    feed_server.routes["/rss"] = feed
+    config = write_config(
+        tmp_path / "monitor.yaml", feeds=[{"name": "Wire", "url": feed_server.url("/rss")}],
+        notifiers={"chat": "json://127.0.0.1:9/hook"},
+        watchlists=[{"name": "usfj", "query": '"US Forces Japan"', "notify": ["chat"]}],
+    )  # fmt: skip
+    first = subprocess.run([sys.executable, "-c", _LOADED, str(config)], cwd=ROOT, env=_env(),
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert json.loads(first.stdout.splitlines()[-1])["code"] == 0
+    assert "monitor.dedupe" in json.loads(first.stdout.splitlines()[-1])["loaded"]
+    second = subprocess.run([sys.executable, "-c", _LOADED, str(config)], cwd=ROOT, env=_env(),
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "1 unchanged" in second.stdout, second.stderr
+    assert json.loads(second.stdout.splitlines()[-1]) == {"code": 0, "loaded": []}
