@@ -3,7 +3,9 @@
 Streams a JSONL file of labelled articles (the ``monitor eval stories`` format: ``id``,
 ``story``, ``title``, ``text``, optional ``published``, ``url``, ``source``, ``topic``) in file
 order through ``monitor.dedupe`` as the daemon does: fingerprint, retrieve candidates by the
-retrieval contract (``monitor.dedupe`` docstring) from an in-memory store, decide, store.
+retrieval contract (``monitor.dedupe`` docstring) from an in-memory store, decide, store;
+at the end the stories still of one article settle (``dedupe.settle``), as the daemon's
+settle job does once their window has passed.
 
 It prints pairs precision/recall/F1 and the hard-negative merge rate (pairs of one ``topic``
 but different stories that were merged) for the shipped thresholds, then cross-validates
