@@ -60,7 +60,7 @@ def explain_article(repo: Any, article_id: int) -> str:
              f"  source: {art['source']}   at: {art['at']:%Y-%m-%d %H:%M} UTC",
              f"  link: {art['link'] or art['url'] or '-'}",
              f"  decision: {art['decision']} (level {art['level']}, score {art['score']:.3f})",
-             f"  reason: {art['reason']}"]  # fmt: skip
+             f"  reason: {_lines(art['reason'], 10)}"]  # fmt: skip
     if art["matched_article_id"]:
         other = repo.get_article(art["matched_article_id"])
         if other:
@@ -74,3 +74,8 @@ def explain_article(repo: Any, article_id: int) -> str:
             if related:
                 lines.append(f"  follows story #{related['id']}: {related['title']}")
     return "\n".join(lines)
+
+
+def _lines(text: str, indent: int) -> str:
+    """``text``'s later lines (what happened after the decision: a settle) under its first."""
+    return ("\n" + " " * indent).join(text.splitlines())

@@ -94,14 +94,15 @@ class StoryStore:
 
     def settle_story(self, lone: LoneStory, into: int, reason: str) -> bool:
         """Merge the ``lone`` story into ``into`` as dedupe's healing does (never where a
-        hand split was made), adding ``reason`` to its article's; whether it was merged."""
+        hand split was made), adding ``reason`` to its article's on a line of its own;
+        whether it was merged."""
         with self.transaction():
             if not self.merge_stories(into, lone.story_id, automatic=True):
                 return False
             a = m.articles.c
             with self._tx() as conn:
                 conn.execute(update(m.articles).where(a.id == lone.article_id)
-                             .values(reason=a.reason + "; " + reason))  # fmt: skip
+                             .values(reason=a.reason + "\n" + reason))  # fmt: skip
         return True
 
     def split_article(self, article_id: int, now: datetime) -> int:

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 import storage
 from monitor import _features, _scoring, dedupe
 from monitor.app import open_runtime
+from monitor.backtest import explain_article
 from monitor.cli import main
 from monitor.config import Config, PollConfig, load_config
 from monitor.pipeline import Pipeline
@@ -834,8 +835,12 @@ def test_the_pipeline_settles_lone_stories_once_their_window_has_passed(db_url: 
         assert story(chips) == story(quake[0])
         assert story(nj) not in (story(quake[0]), story(split))
         reason = repo.get_article(chips)["reason"]  # type: ignore[index]
-        assert reason.startswith("new story")  # as it was decided when it came ...
-        assert f"; joined story {story(quake[0])} once its window had passed: " in reason
+        first, later = reason.splitlines()
+        assert first.startswith("new story")  # as it was decided when it came ...
+        assert later.startswith(f"joined story {story(quake[0])} once its window had passed: ")
+        explained = explain_article(repo, chips).splitlines()  # `monitor explain`
+        at = next(n for n, line in enumerate(explained) if line.startswith("  reason: new story"))
+        assert explained[at + 1] == " " * 10 + later
         assert repo.get_story(story(quake[0]))["articles"] == 5  # type: ignore[index]
         # Each story is looked at once: the next run starts after the last one.
         assert repo.get_meta("settled_story_id") == str(story(split))
