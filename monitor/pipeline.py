@@ -408,7 +408,7 @@ class Pipeline:
     def _settle_one(self, one: LoneStory) -> int:
         from . import dedupe
 
-        cands = self.repo.get_candidates(one.fingerprint, one.article.when, dedupe.WINDOW,
+        cands = self.repo.get_candidates(one.fingerprint, one.article.when, WINDOW,
                                          dedupe.CANDIDATE_LIMIT,
                                          per_term=dedupe.TERM_POSTINGS)  # fmt: skip
         found = dedupe.settle(one.article, one.fingerprint, one.story_id, cands)

@@ -72,8 +72,7 @@ class StoryStore:
         """Stories of one article, created at or before ``created_before``, among the
         ``limit`` stories of ids above ``after``, by id; and the last id looked at, up to
         the first story created later (stories are created about in id order, so a scan
-        resumes from there). A story whose article was split out by hand is left alone.
-        """
+        resumes from there)."""
         st, a = m.stories.c, m.articles.c
         with self._tx() as conn:
             rows = conn.execute(select(st.id, st.created_at, st.articles, st.merged_into)
@@ -87,9 +86,8 @@ class StoryStore:
                     lone.append(row.id)
             cols = (a.id, a.story_id, a.source, a.title, a.url, a.link, a.guid, a.published,
                     a.fetched, a.fingerprint)  # fmt: skip
-            found = [] if not lone else conn.execute(select(*cols).where(
-                a.story_id.in_(lone), ~a.reason.startswith(SPLIT_BY_HAND)).order_by(a.story_id)
-            ).all()  # fmt: skip
+            found = [] if not lone else conn.execute(
+                select(*cols).where(a.story_id.in_(lone)).order_by(a.story_id)).all()
         return [_lone(row) for row in found], last
 
     def settle_story(self, lone: LoneStory, into: int, reason: str) -> bool:
